@@ -1,0 +1,204 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The conductor/agent wire protocol of the ``kexec`` agent extension.
+
+This module is the single definition of what the Ironic conductor
+(``ironic_kexec``) and the ironic-python-agent extension (``ipa_kexec``)
+say to each other. It imports neither Ironic nor the agent, so that each
+side can import it without pulling in the other.
+
+Commands are sent as ``POST /v1/commands/`` with the name
+``kexec.<command>`` and a JSON object of parameters.
+
+``kexec.get_boot_entry`` (synchronous)
+    Discovery only, nothing is loaded. Parameters: those of ``load``, plus
+    ``root_path`` (an already mounted root filesystem). Result: a
+    :data:`BOOT_ENTRY_FIELDS` mapping.
+
+``kexec.load`` (asynchronous)
+    Discovery (or the explicit ``kernel``/``initrd``/``cmdline``), a
+    preflight, then ``kexec --load``. Result: the boot entry plus
+    :data:`LOAD_FIELDS`. A failure carries a :data:`REASONS` code in the
+    command error's ``details`` (see :func:`error_details`).
+
+``kexec.execute`` (asynchronous)
+    Flushes the disks, answers, then kexecs into the loaded kernel from a
+    detached process after ``delay`` seconds. The agent stops answering
+    for good after that.
+"""
+
+EXTENSION = 'kexec'
+
+# Command names, without the extension prefix.
+GET_BOOT_ENTRY = 'get_boot_entry'
+LOAD = 'load'
+EXECUTE = 'execute'
+
+
+def command_name(command):
+    """The name the agent API expects, e.g. ``kexec.load``."""
+    return '%s.%s' % (EXTENSION, command)
+
+
+# Parameters of get_boot_entry and load. All are optional.
+PARAM_ROOT_UUID = 'root_uuid'            # partition image's root fs UUID
+PARAM_ROOT_PATH = 'root_path'            # get_boot_entry only: mounted root
+PARAM_KERNEL = 'kernel'                  # explicit, path inside the image
+PARAM_INITRD = 'initrd'                  # explicit, path inside the image
+PARAM_CMDLINE = 'cmdline'                # explicit, replaces discovery's
+PARAM_EXTRA_ARGS = 'extra_args'          # appended to the command line
+PARAM_BOOT_MODE = 'boot_mode'            # 'bios' or 'uefi', informational
+PARAM_FILE_SYSCALL = 'file_syscall'      # one of FILE_SYSCALL_MODES
+# Diskless (ramdisk-kexec): artifacts downloaded instead of discovered.
+PARAM_KERNEL_URL = 'kernel_url'
+PARAM_INITRD_URL = 'initrd_url'
+PARAM_KERNEL_CHECKSUM = 'kernel_checksum'
+PARAM_INITRD_CHECKSUM = 'initrd_checksum'
+PARAM_CHECKSUM_ALGO = 'checksum_algo'
+PARAM_MAX_SIZE = 'max_size'              # bytes, per downloaded file
+# execute only.
+PARAM_DELAY = 'delay'                    # seconds between reply and kexec
+
+# How ``kexec`` loads the kernel: 'auto' uses kexec_file_load(2) when the
+# running kernel demands signed kernels (lockdown, Secure Boot) and
+# kexec_load(2) otherwise.
+FILE_SYSCALL_AUTO = 'auto'
+FILE_SYSCALL_ALWAYS = 'always'
+FILE_SYSCALL_NEVER = 'never'
+FILE_SYSCALL_MODES = (FILE_SYSCALL_AUTO, FILE_SYSCALL_ALWAYS,
+                      FILE_SYSCALL_NEVER)
+
+# Where a boot entry came from (result field 'source').
+SOURCE_EXPLICIT = 'explicit'
+SOURCE_BLS = 'bls'
+SOURCE_GRUB = 'grub'
+SOURCE_SYMLINK = 'symlink'
+SOURCE_NEWEST = 'newest'
+SOURCE_URL = 'url'
+SOURCES = (SOURCE_EXPLICIT, SOURCE_BLS, SOURCE_GRUB, SOURCE_SYMLINK,
+           SOURCE_NEWEST, SOURCE_URL)
+
+# Result fields of get_boot_entry (and of load, which adds LOAD_FIELDS).
+# 'kernel' and 'initrd' are paths as seen inside the image (or the URLs of
+# a diskless deploy); 'initrd' may be None. 'root_device' is the block
+# device the root filesystem was found on (None for root_path/URLs).
+FIELD_KERNEL = 'kernel'
+FIELD_INITRD = 'initrd'
+FIELD_CMDLINE = 'cmdline'
+FIELD_SOURCE = 'source'
+FIELD_ROOT_DEVICE = 'root_device'
+BOOT_ENTRY_FIELDS = (FIELD_KERNEL, FIELD_INITRD, FIELD_CMDLINE,
+                     FIELD_SOURCE, FIELD_ROOT_DEVICE)
+
+# Added by load: 'method' is one of LOAD_METHODS; 'timings' maps phase
+# names ('discover', 'download', 'load', ...) to seconds.
+FIELD_METHOD = 'method'
+FIELD_TIMINGS = 'timings'
+LOAD_FIELDS = (FIELD_METHOD, FIELD_TIMINGS)
+METHOD_KEXEC_LOAD = 'kexec_load'
+METHOD_KEXEC_FILE_LOAD = 'kexec_file_load'
+LOAD_METHODS = (METHOD_KEXEC_LOAD, METHOD_KEXEC_FILE_LOAD)
+
+# Result fields of execute.
+FIELD_DELAY = 'delay'
+
+# Reason codes. The agent puts one in a failed command's error details;
+# the conductor records one whenever it does not kexec. Each maps to a
+# one-line explanation; the troubleshooting guide says what to do.
+REASON_DISABLED = 'disabled'
+REASON_NETWORK_ISOLATION = 'network_isolation'
+REASON_AGENT_UNSUPPORTED = 'agent_unsupported'
+REASON_AGENT_ERROR = 'agent_error'
+REASON_TIMEOUT = 'timeout'
+REASON_NO_ROOT = 'no_root'
+REASON_NO_KERNEL = 'no_kernel'
+REASON_UNSAFE_PATH = 'unsafe_path'
+REASON_KEXEC_UNSUPPORTED = 'kexec_unsupported'
+REASON_KEXEC_DISABLED = 'kexec_disabled'
+REASON_LOCKDOWN = 'lockdown'
+REASON_LOAD_FAILED = 'load_failed'
+REASON_DOWNLOAD_FAILED = 'download_failed'
+REASON_CHECKSUM_MISMATCH = 'checksum_mismatch'
+REASON_TOO_LARGE = 'too_large'
+REASON_NO_AGENT = 'no_agent'
+REASON_EXECUTE_FAILED = 'execute_failed'
+
+REASONS = {
+    REASON_DISABLED:
+        'kexec is disabled for this node or deployment',
+    REASON_NETWORK_ISOLATION:
+        'the node changes networks between the agent and the instance',
+    REASON_AGENT_UNSUPPORTED:
+        'the agent ramdisk has no kexec extension',
+    REASON_AGENT_ERROR:
+        'the agent reported an unexpected error',
+    REASON_TIMEOUT:
+        'the agent did not finish the command in time',
+    REASON_NO_ROOT:
+        'no root filesystem was found on the install device',
+    REASON_NO_KERNEL:
+        'no kernel was found in the deployed image',
+    REASON_UNSAFE_PATH:
+        'a path in the deployed image points outside the image',
+    REASON_KEXEC_UNSUPPORTED:
+        'the agent kernel or ramdisk cannot kexec',
+    REASON_KEXEC_DISABLED:
+        'kexec is disabled by kernel.kexec_load_disabled',
+    REASON_LOCKDOWN:
+        'kernel lockdown refused to load the instance kernel',
+    REASON_LOAD_FAILED:
+        'kexec refused to load the instance kernel',
+    REASON_DOWNLOAD_FAILED:
+        'the instance kernel or ramdisk could not be downloaded',
+    REASON_CHECKSUM_MISMATCH:
+        'a downloaded file does not match its checksum',
+    REASON_TOO_LARGE:
+        'a file is larger than the configured bound',
+    REASON_NO_AGENT:
+        'no running agent was found on the node',
+    REASON_EXECUTE_FAILED:
+        'the agent was still answering after it was told to kexec',
+}
+
+# Key of the reason code in a failed command's error details.
+DETAIL_REASON = 'reason'
+
+
+DETAIL_MESSAGE = 'message'
+
+
+def error_details(reason, message):
+    """The ``details`` of an agent error that carries a reason code.
+
+    :param reason: one of :data:`REASONS`.
+    :param message: what went wrong, for the operator.
+    """
+    if reason not in REASONS:
+        raise ValueError('unknown kexec reason code %r' % reason)
+    return {DETAIL_REASON: reason, DETAIL_MESSAGE: message}
+
+
+def reason_from_error(command_error):
+    """The reason code in an agent command error, or None.
+
+    :param command_error: the ``command_error`` of an agent command result,
+        a mapping as the agent serializes its errors.
+    """
+    if not isinstance(command_error, dict):
+        return None
+    details = command_error.get('details')
+    if isinstance(details, dict):
+        reason = details.get(DETAIL_REASON)
+        if reason in REASONS:
+            return reason
+    return None
