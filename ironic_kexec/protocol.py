@@ -132,6 +132,8 @@ REASON_CHECKSUM_MISMATCH = 'checksum_mismatch'
 REASON_TOO_LARGE = 'too_large'
 REASON_NO_AGENT = 'no_agent'
 REASON_EXECUTE_FAILED = 'execute_failed'
+REASON_NOT_LOADED = 'not_loaded'
+REASON_NOT_APPLICABLE = 'not_applicable'
 
 REASONS = {
     REASON_DISABLED:
@@ -168,6 +170,10 @@ REASONS = {
         'no running agent was found on the node',
     REASON_EXECUTE_FAILED:
         'the agent was still answering after it was told to kexec',
+    REASON_NOT_APPLICABLE:
+        'the node needs Ironic\'s own reboot (e.g. disable_power_off)',
+    REASON_NOT_LOADED:
+        'execute was called with no instance kernel loaded',
 }
 
 # Key of the reason code in a failed command's error details.

@@ -1,0 +1,18 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Parsers of the boot loader configurations found in deployed images.
+
+Each parser takes a :class:`ipa_kexec.rootfs.RootFS` and returns a
+:class:`ipa_kexec.bootloader.entry.BootEntry` or None; none of them
+executes anything from the image.
+"""

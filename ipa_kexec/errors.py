@@ -1,0 +1,49 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Errors of the kexec agent extension, each carrying a reason code."""
+
+from ironic_python_agent import errors
+
+from ironic_kexec import protocol
+
+
+class KexecError(errors.RESTError):
+    """A kexec command failed; ``details`` carries the reason code.
+
+    The conductor reads the reason with
+    :func:`ironic_kexec.protocol.reason_from_error` to decide whether, and
+    why, it falls back to a power cycle.
+    """
+
+    message = 'kexec command failed'
+
+    def __init__(self, reason, message):
+        super(KexecError, self).__init__(
+            protocol.error_details(reason, message))
+        self.reason = reason
+        self.reason_message = message
+
+
+class UnsafePath(KexecError):
+    def __init__(self, message):
+        super(UnsafePath, self).__init__(protocol.REASON_UNSAFE_PATH,
+                                         message)
+
+
+class TooLarge(KexecError):
+    def __init__(self, message):
+        super(TooLarge, self).__init__(protocol.REASON_TOO_LARGE, message)
+
+
+class NotFoundInImage(Exception):
+    """A path does not exist inside the image (not an error by itself)."""

@@ -1,0 +1,211 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``kexec`` extension of ironic-python-agent: its commands only."""
+
+import contextlib
+import logging
+import time
+
+from ironic_python_agent import errors as ipa_errors
+from ironic_python_agent.extensions import base
+from ironic_python_agent import hardware
+
+from ipa_kexec import discovery
+from ipa_kexec import errors
+from ipa_kexec import kexec
+from ipa_kexec import mounts
+from ipa_kexec import preflight
+from ipa_kexec import rootfs as rootfs_mod
+from ironic_kexec import protocol
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_DELAY = 3
+MAX_DELAY = 300
+
+_DISCOVERY_PARAMS = (protocol.PARAM_ROOT_UUID, protocol.PARAM_KERNEL,
+                     protocol.PARAM_INITRD, protocol.PARAM_CMDLINE,
+                     protocol.PARAM_EXTRA_ARGS, protocol.PARAM_BOOT_MODE)
+_URL_PARAMS = (protocol.PARAM_KERNEL_URL, protocol.PARAM_INITRD_URL,
+               protocol.PARAM_KERNEL_CHECKSUM,
+               protocol.PARAM_INITRD_CHECKSUM,
+               protocol.PARAM_CHECKSUM_ALGO, protocol.PARAM_MAX_SIZE)
+GET_BOOT_ENTRY_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_ROOT_PATH,
+                                              protocol.PARAM_FILE_SYSCALL))
+LOAD_PARAMS = _DISCOVERY_PARAMS + (protocol.PARAM_FILE_SYSCALL,) + _URL_PARAMS
+
+
+def _check_params(params, allowed):
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ipa_errors.InvalidCommandParamsError(
+            'unknown parameters: %s' % ', '.join(unknown))
+    for name, value in params.items():
+        if (value is not None and name != protocol.PARAM_MAX_SIZE
+                and not isinstance(value, str)):
+            raise ipa_errors.InvalidCommandParamsError(
+                '%s must be a string' % name)
+    if params.get(protocol.PARAM_INITRD) and not params.get(
+            protocol.PARAM_KERNEL):
+        raise ipa_errors.InvalidCommandParamsError(
+            'initrd is only accepted together with kernel')
+    mode = params.get(protocol.PARAM_FILE_SYSCALL)
+    if mode is not None and mode not in protocol.FILE_SYSCALL_MODES:
+        raise ipa_errors.InvalidCommandParamsError(
+            'file_syscall must be one of %s'
+            % ', '.join(protocol.FILE_SYSCALL_MODES))
+
+
+def _validate_get_boot_entry(ext, **params):
+    _check_params(params, GET_BOOT_ENTRY_PARAMS)
+
+
+def _validate_load(ext, **params):
+    _check_params(params, LOAD_PARAMS)
+    if any(params.get(name) for name in _URL_PARAMS):
+        # Diskless deploys: a download source will slot in next to the
+        # local image source in KexecExtension._boot_files.
+        raise ipa_errors.InvalidCommandParamsError(
+            'downloading the kernel (kernel_url) is not supported by this '
+            'agent yet')
+
+
+def _validate_execute(ext, **params):
+    unknown = set(params) - {protocol.PARAM_DELAY}
+    if unknown:
+        raise ipa_errors.InvalidCommandParamsError(
+            'unknown parameters: %s' % ', '.join(sorted(unknown)))
+    delay = params.get(protocol.PARAM_DELAY, DEFAULT_DELAY)
+    if (isinstance(delay, bool) or not isinstance(delay, (int, float))
+            or not 0 <= delay <= MAX_DELAY):
+        raise ipa_errors.InvalidCommandParamsError(
+            'delay must be a number of seconds between 0 and %d'
+            % MAX_DELAY)
+
+
+class KexecExtension(base.BaseAgentExtension):
+    """Boot the deployed instance with kexec instead of a power cycle."""
+
+    def __init__(self, agent=None):
+        super(KexecExtension, self).__init__(agent=agent)
+        self.preflight = preflight.Preflight()
+
+    def _standby_root_uuid(self):
+        """The root UUID the standby extension wrote (partition images)."""
+        try:
+            standby = base.get_extension('standby')
+        except (ipa_errors.ExtensionError, KeyError):
+            return None
+        uuids = getattr(standby, 'partition_uuids', None) or {}
+        return uuids.get('root uuid')
+
+    @contextlib.contextmanager
+    def _image(self, root_uuid=None, root_path=None):
+        """The image as a RootFS, mounted only while the context lasts.
+
+        :yields: (RootFS, root device or None, root UUID or None)
+        """
+        if root_path:
+            yield rootfs_mod.RootFS(root_path), None, root_uuid
+            return
+        root_uuid = root_uuid or self._standby_root_uuid()
+        device = hardware.dispatch_to_managers('get_os_install_device')
+        with mounts.mounted_image(device, root_uuid) as (rootfs, dev, uuid):
+            yield rootfs, dev, uuid or root_uuid
+
+    def _discover(self, rootfs, root_device, root_uuid, params):
+        return discovery.discover(
+            rootfs,
+            kernel=params.get(protocol.PARAM_KERNEL),
+            initrd=params.get(protocol.PARAM_INITRD),
+            cmdline=params.get(protocol.PARAM_CMDLINE),
+            extra_args=params.get(protocol.PARAM_EXTRA_ARGS),
+            root_uuid=root_uuid, root_device=root_device)
+
+    @base.sync_command(protocol.GET_BOOT_ENTRY, _validate_get_boot_entry)
+    def get_boot_entry(self, **params):
+        """Discovery only: what ``load`` would boot, nothing is loaded."""
+        with self._image(params.get(protocol.PARAM_ROOT_UUID),
+                         params.get(protocol.PARAM_ROOT_PATH)) as image:
+            rootfs, device, uuid = image
+            return self._discover(rootfs, device, uuid, params).to_result()
+
+    @contextlib.contextmanager
+    def _boot_files(self, params):
+        """The boot entry and the agent paths of its kernel and initrd.
+
+        The paths are valid only inside the context (the image is then
+        unmounted). This is the local image source; a download source
+        for diskless deploys would be another such context.
+        """
+        with self._image(params.get(protocol.PARAM_ROOT_UUID)) as image:
+            rootfs, device, uuid = image
+            entry = self._discover(rootfs, device, uuid, params)
+            kernel = rootfs.resolve(entry.kernel).host_path
+            initrd = (rootfs.resolve(entry.initrd).host_path
+                      if entry.initrd else None)
+            yield entry, kernel, initrd
+
+    @base.async_command(protocol.LOAD, _validate_load)
+    def load(self, **params):
+        """Find the instance kernel and ``kexec --load`` it."""
+        timings = {}
+        start = time.monotonic()
+        mode = params.get(protocol.PARAM_FILE_SYSCALL,
+                          protocol.FILE_SYSCALL_AUTO)
+        # Before touching the disk: a node that cannot kexec at all
+        # should fall back to a power cycle at once.
+        method = self.preflight.check(mode)
+        kexec_path = self.preflight.kexec_path()
+        timings['preflight'] = time.monotonic() - start
+        with self._boot_files(params) as (entry, kernel, initrd):
+            timings['discover'] = time.monotonic() - start
+            loaded_at = time.monotonic()
+            # kexec reads both files now, while the image is mounted.
+            kexec.load(kexec_path, kernel, initrd, entry.cmdline, method,
+                       lockdown_reason=self.preflight.needs_file_syscall())
+            timings['load'] = time.monotonic() - loaded_at
+        if self.preflight.kexec_loaded() is False:
+            raise errors.KexecError(
+                protocol.REASON_LOAD_FAILED,
+                'kexec --load succeeded but no kernel is loaded')
+        timings['total'] = time.monotonic() - start
+        result = entry.to_result()
+        result[protocol.FIELD_METHOD] = method
+        result[protocol.FIELD_TIMINGS] = {
+            k: round(v, 3) for k, v in timings.items()}
+        return result
+
+    @base.async_command(protocol.EXECUTE, _validate_execute)
+    def execute_kexec(self, **params):
+        """Flush, answer, then kexec into the loaded kernel.
+
+        (Not named ``execute``: that is the extension's dispatcher.)
+        """
+        delay = params.get(protocol.PARAM_DELAY, DEFAULT_DELAY)
+        if not self.preflight.kexec_loaded():
+            raise errors.KexecError(protocol.REASON_NOT_LOADED,
+                                    'no kernel is loaded, run load first')
+        kexec_path = self.preflight.kexec_path()
+        if kexec_path is None:
+            raise errors.KexecError(protocol.REASON_KEXEC_UNSUPPORTED,
+                                    'the kexec command disappeared')
+        try:
+            hardware.dispatch_to_all_managers('full_sync')
+        except Exception as e:
+            raise errors.KexecError(
+                protocol.REASON_AGENT_ERROR,
+                'flushing the disks before kexec failed: %s' % e)
+        LOG.info('Flushed; kexec into the instance in %s seconds', delay)
+        kexec.spawn_execute(kexec_path, delay)
+        return {protocol.FIELD_DELAY: delay}

@@ -1,0 +1,81 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Running kexec-tools: loading the instance kernel, and the detached
+``kexec -e`` that replaces the agent."""
+
+import logging
+import subprocess
+import sys
+
+from ironic_python_agent import utils
+from oslo_concurrency import processutils
+
+from ipa_kexec import errors
+from ironic_kexec import protocol
+
+LOG = logging.getLogger(__name__)
+
+LOAD_TIMEOUT = 300
+# Run by the detached process: no shell, the kexec path and the delay
+# are arguments.
+_EXEC_LATER = ('import os, sys, time; time.sleep(float(sys.argv[1])); '
+               'os.execv(sys.argv[2], [sys.argv[2], "-e"])')
+
+
+def load_command(kexec, kernel, initrd, cmdline, method):
+    """The kexec --load argument list."""
+    cmd = [kexec, '--load', kernel]
+    if initrd:
+        cmd.append('--initrd=%s' % initrd)
+    cmd.append('--command-line=%s' % cmdline)
+    if method == protocol.METHOD_KEXEC_FILE_LOAD:
+        cmd.append('--kexec-file-syscall')
+    else:
+        cmd.append('--kexec-syscall')
+    return cmd
+
+
+def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None):
+    """Load the instance kernel (kernel and initrd are agent paths).
+
+    :param lockdown_reason: why the kernel only loads signed kernels, if
+        it does; a refusal is then reported as ``lockdown``.
+    :raises: KexecError (load_failed or lockdown).
+    """
+    cmd = load_command(kexec, kernel, initrd, cmdline, method)
+    try:
+        utils.execute(*cmd, use_standard_locale=True, timeout=LOAD_TIMEOUT)
+    except (processutils.ProcessExecutionError, OSError) as e:
+        stderr = getattr(e, 'stderr', '') or ''
+        refused = ('Operation not permitted' in stderr
+                   or 'Key was rejected' in stderr
+                   or 'Required key not available' in stderr)
+        if lockdown_reason and refused:
+            raise errors.KexecError(
+                protocol.REASON_LOCKDOWN,
+                '%s refused the instance kernel %s: %s'
+                % (lockdown_reason, kernel, stderr.strip()))
+        raise errors.KexecError(protocol.REASON_LOAD_FAILED,
+                                'kexec --load %s failed: %s' % (kernel, e))
+
+
+def spawn_execute(kexec, delay):
+    """Start a process that runs ``kexec -e`` after ``delay`` seconds.
+
+    In its own session, so it outlives the agent's request handling and
+    is not killed with the agent's process group.
+    """
+    return subprocess.Popen(
+        [sys.executable, '-c', _EXEC_LATER, str(delay), kexec],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)

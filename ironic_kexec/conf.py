@@ -1,0 +1,138 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``[kexec]`` options of the conductor side."""
+
+from oslo_config import cfg
+
+from ironic.conf import CONF
+from ironic_kexec import protocol
+
+GROUP = 'kexec'
+
+MODE_DISABLED = 'disabled'
+MODE_AUTO = 'auto'
+MODE_REQUIRED = 'required'
+MODES = (MODE_DISABLED, MODE_AUTO, MODE_REQUIRED)
+
+opts = [
+    cfg.BoolOpt('enabled',
+                default=True,
+                mutable=True,
+                help='Global switch. When False, no node is ever booted '
+                     'with kexec, whatever its driver_info or instance_info '
+                     'say (even "required"); every deploy ends with the '
+                     'usual power cycle. Meant as an emergency stop.'),
+    cfg.StrOpt('default_mode',
+               default=MODE_AUTO,
+               choices=[
+                   (MODE_DISABLED, 'Never kexec; always power cycle.'),
+                   (MODE_AUTO, 'Kexec when possible, otherwise fall back '
+                               'to the power cycle and record why.'),
+                   (MODE_REQUIRED, 'Kexec or fail the deploy with the '
+                                   'reason in last_error.'),
+               ],
+               mutable=True,
+               help='Mode for nodes whose driver_info has no "kexec_mode" '
+                    'and deploys whose instance_info has no "kexec_mode". '
+                    'The instance_info value overrides the driver_info one, '
+                    'which overrides this option.'),
+    cfg.StrOpt('extra_args',
+               default='',
+               mutable=True,
+               help='Kernel parameters appended to the command line the '
+                    'agent found for the deployed kernel, for every node. '
+                    'The node\'s driver_info "kexec_extra_args" and then '
+                    'the deploy\'s instance_info "kexec_extra_args" are '
+                    'appended after these, so that the more specific value '
+                    'wins for parameters where the kernel honours the last '
+                    'occurrence.'),
+    cfg.StrOpt('file_syscall',
+               default=protocol.FILE_SYSCALL_AUTO,
+               choices=[
+                   (protocol.FILE_SYSCALL_AUTO,
+                    'Use kexec_file_load(2) when the agent kernel demands '
+                    'signed kernels (lockdown, Secure Boot), kexec_load(2) '
+                    'otherwise.'),
+                   (protocol.FILE_SYSCALL_ALWAYS,
+                    'Always use kexec_file_load(2).'),
+                   (protocol.FILE_SYSCALL_NEVER,
+                    'Always use kexec_load(2).'),
+               ],
+               mutable=True,
+               help='Which system call the agent uses to load the instance '
+                    'kernel.'),
+    cfg.IntOpt('load_timeout',
+               default=180,
+               min=1,
+               mutable=True,
+               help='Seconds the agent may take to find and load the '
+                    'instance kernel (kexec.load) before the conductor '
+                    'gives up and falls back to a power cycle (reason '
+                    '"timeout").'),
+    cfg.FloatOpt('load_poll_interval',
+                 default=0.5,
+                 min=0,
+                 mutable=True,
+                 help='Seconds between two status requests while waiting '
+                      'for kexec.load to finish. It is on the critical '
+                      'path of every deploy, keep it small.'),
+    cfg.IntOpt('execute_delay',
+               default=1,
+               min=0,
+               mutable=True,
+               help='Seconds the agent waits after answering kexec.execute '
+                    'before it kexecs, so that its answer reaches the '
+                    'conductor.'),
+    cfg.IntOpt('agent_gone_timeout',
+               default=30,
+               min=1,
+               mutable=True,
+               help='Seconds to wait, after kexec.execute, for the agent to '
+                    'stop answering. If it still answers after that, kexec '
+                    'did not happen: the node is powered off and the deploy '
+                    'continues with the usual power on (reason '
+                    '"execute_failed"). Must be larger than '
+                    'execute_delay.'),
+    cfg.FloatOpt('agent_gone_interval',
+                 default=0.5,
+                 min=0,
+                 mutable=True,
+                 help='Seconds between two probes of the agent while waiting '
+                      'for it to stop answering; also the timeout of each '
+                      'probe. It is on the critical path of every deploy, '
+                      'keep it small.'),
+    cfg.BoolOpt('allow_network_isolation',
+                default=False,
+                mutable=True,
+                help='In "auto" mode, kexec is skipped (reason '
+                     '"network_isolation") for nodes whose network '
+                     'interface moves them from the provisioning network '
+                     'to the tenant network after the agent is torn down '
+                     '(any network interface but "flat" and "noop"): with '
+                     'kexec the instance would start booting on the '
+                     'provisioning network. Set to True when the instance '
+                     'copes with that, e.g. it waits for its link or '
+                     'retries DHCP.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts, group=GROUP)
+
+
+def list_opts():
+    """Options for the ``oslo.config.opts`` entry point."""
+    return [(GROUP, opts)]
+
+
+register_opts(CONF)

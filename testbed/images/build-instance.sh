@@ -1,0 +1,203 @@
+#!/bin/bash
+# Builds the testbed's instance (deployed OS) images from Debian packages.
+#
+# Usage: build-instance.sh OUT_DIR
+# Writes into OUT_DIR:
+#   whole-disk.img       MBR, one ext4 partition, GRUB in the MBR gap,
+#                        Debian's own grub.cfg
+#   partition.img        the ext4 root file system alone, GRUB installed in
+#                        it for the agent's install_bootloader
+#   partition.kernel     the kernel and initramfs in its /boot
+#   partition.initramfs
+#   no-kernel-disk.img   boots by extlinux; its kernel is /boot/linux.bin so
+#                        that kexec discovery finds none
+#   instance.kernel      kernel and an initramfs that is a whole (diskless)
+#   instance.initramfs   instance
+# Every one of them runs the same instance service (testbed/instance).
+
+# shellcheck source=testbed/images/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+out=$1
+work="$out/work"
+root="$work/root"
+mnt="$work/mnt"
+LOOP=
+DISK_MIB=${DISK_MIB:-1024}
+
+cleanup() {
+    umount_chroot
+    umount -l "$root/var/cache/apt/archives" 2>/dev/null || true
+    umount -l "$mnt" 2>/dev/null || true
+    if [ -n "$LOOP" ]; then
+        losetup -d "$LOOP" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+in_root() {
+    chroot "$root" env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+
+rm -rf "$work"
+mkdir -p "$work" "$mnt"
+debootstrap_root "$root" "$HERE/instance-packages.txt"
+
+log "configuration"
+inst="$TESTBED/instance"
+install -m 0755 "$inst/ironic-kexec-testbed" \
+    "$inst/ironic-kexec-testbed-reply" "$root/usr/local/sbin/"
+install -m 0644 "$inst/ironic-kexec-testbed.service" \
+    "$root/etc/systemd/system/"
+install -m 0644 "$inst/10-testbed-dhcp.network" "$root/etc/systemd/network/"
+install -d "$root/etc/default/grub.d"
+install -m 0644 "$inst/grub.cfg" \
+    "$root/etc/default/grub.d/ironic-kexec-testbed.cfg"
+install -m 0644 "$inst/initramfs.conf" \
+    "$root/etc/initramfs-tools/conf.d/ironic-kexec-testbed.conf"
+install -m 0644 "$inst/initramfs-modules" "$root/etc/initramfs-tools/modules"
+echo ironic-kexec-instance > "$root/etc/hostname"
+
+log "kernel and boot loaders"
+mount_chroot "$root"
+mount --bind "$DEB_CACHE" "$root/var/cache/apt/archives"
+in_root apt-get update -qq
+in_root apt-get install -y -q --no-install-recommends \
+    $(package_list "$HERE/instance-boot-packages.txt" | tr ',' ' ')
+in_root apt-get download -q busybox-static
+umount "$root/var/cache/apt/archives"
+mv "$root"/busybox-static_*.deb "$work/"
+in_root systemctl enable systemd-networkd.service \
+    ironic-kexec-testbed.service
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer \
+    e2scrub_reap.service systemd-networkd-wait-online.service
+umount_chroot
+
+abi=$(basename "$(ls "$root"/boot/vmlinuz-* | head -n1)")
+abi=${abi#vmlinuz-}
+cp "$root/boot/vmlinuz-$abi" "$out/partition.kernel.tmp"
+cp "$root/boot/initrd.img-$abi" "$out/partition.initramfs.tmp"
+trim_root "$root"
+rm -f "$root/etc/machine-id"
+: > "$root/etc/machine-id"
+log "root file system: $(du -sm "$root" | cut -f1) MiB"
+
+# The root file system, populated from the directory (mke2fs -d), with an
+# fstab naming its own UUID.
+make_rootfs() {
+    local target=$1 uuid=$2
+    shift 2
+    printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$uuid" \
+        > "$root/etc/fstab"
+    mkfs.ext4 -q -F -L instance-root -U "$uuid" -d "$root" "$@" "$target"
+}
+
+new_uuid() {
+    cat /proc/sys/kernel/random/uuid
+}
+
+# An MBR disk with one bootable partition; sets LOOP.
+make_disk() {
+    local img=$1
+    rm -f "$img"
+    truncate -s "${DISK_MIB}M" "$img"
+    # parted calls udevadm, which a container may lack: not an error.
+    local out
+    if ! out=$(parted -s "$img" mklabel msdos \
+            mkpart primary ext4 1MiB 100% set 1 boot on 2>&1); then
+        echo "$out" >&2
+        return 1
+    fi
+    LOOP=$(losetup -fP --show "$img")
+    # Without udev (containers) the partition's device node may never
+    # come, or even the kernel's partition scan: ask for both.
+    local part="${LOOP}p1" sysdev major minor i
+    sysdev="/sys/class/block/$(basename "$part")/dev"
+    for i in $(seq 50); do
+        [ -b "$part" ] && return 0
+        [ -e "$sysdev" ] || partx -a "$LOOP" 2>/dev/null || true
+        if [ -r "$sysdev" ]; then
+            IFS=: read -r major minor < "$sysdev"
+            mknod "$part" b "$major" "$minor" 2>/dev/null || true
+        fi
+        sleep 0.1
+    done
+    echo "no partition device for $LOOP (try $i)" >&2
+    return 1
+}
+
+release_disk() {
+    umount_chroot
+    umount "$mnt"
+    losetup -d "$LOOP"
+    # A node make_disk made itself outlives the loop device.
+    rm -f "${LOOP}p1"
+    LOOP=
+}
+
+log "partition image"
+truncate -s "${DISK_MIB}M" "$out/partition.img.tmp"
+make_rootfs "$out/partition.img.tmp" "$(new_uuid)"
+
+log "whole-disk image (GRUB)"
+make_disk "$out/whole-disk.img.tmp"
+make_rootfs "${LOOP}p1" "$(new_uuid)"
+mount "${LOOP}p1" "$mnt"
+mount_chroot "$mnt"
+chroot "$mnt" grub-install --target=i386-pc "$LOOP"
+chroot "$mnt" update-grub
+rm -f "$mnt/boot/grub/device.map"
+grep -q 'console=ttyS0' "$mnt/boot/grub/grub.cfg"
+release_disk
+
+log "no-kernel disk image (extlinux)"
+make_disk "$out/no-kernel-disk.img.tmp"
+uuid=$(new_uuid)
+# extlinux cannot read ext4's 64bit layout.
+make_rootfs "${LOOP}p1" "$uuid" -O ^64bit
+mount "${LOOP}p1" "$mnt"
+mv "$mnt/boot/vmlinuz-$abi" "$mnt/boot/linux.bin"
+mv "$mnt/boot/initrd.img-$abi" "$mnt/boot/initrd.bin"
+rm -rf "$mnt/boot/grub" "$mnt"/vmlinuz* "$mnt"/initrd.img* \
+    "$mnt"/boot/vmlinuz* "$mnt"/boot/initrd.img*
+install -d "$mnt/boot/extlinux"
+sed "s/@ROOT_UUID@/$uuid/" "$inst/extlinux.conf" \
+    > "$mnt/boot/extlinux/extlinux.conf"
+mount_chroot "$mnt"
+chroot "$mnt" extlinux --install /boot/extlinux
+dd if="$mnt/usr/lib/syslinux/mbr/mbr.bin" of="$LOOP" bs=440 count=1 \
+    conv=notrunc status=none
+release_disk
+
+log "diskless instance initramfs"
+small="$work/initramfs"
+mkdir -p "$small"/{bin,sbin,proc,sys,dev,modules,usr/local/sbin,etc}
+dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
+cp "$work/busybox/bin/busybox" "$small/bin/busybox"
+for applet in $("$small/bin/busybox" --list); do
+    [ -e "$small/bin/$applet" ] || ln -s busybox "$small/bin/$applet"
+done
+install -m 0755 "$inst/diskless-init" "$small/init"
+install -m 0755 "$inst/ironic-kexec-testbed" \
+    "$inst/ironic-kexec-testbed-reply" "$small/usr/local/sbin/"
+install -m 0755 "$TESTBED/ramdisk/udhcpc.script" "$small/bin/udhcpc.script"
+# The modules virtio networking needs, in load order.
+modprobe -d "$root" -S "$abi" --show-depends virtio_pci virtio_net |
+    sed -n 's/^insmod //p' | sed 's/[[:space:]]*$//' | while read -r ko; do
+        ko=${ko#"$root"}
+        name=$(basename "$ko")
+        if ! grep -qx "$name" "$small/modules/order" 2>/dev/null; then
+            cp "$root$ko" "$small/modules/$name"
+            echo "$name" >> "$small/modules/order"
+        fi
+    done
+[ -s "$small/modules/order" ]
+pack_initramfs "$small" "$out/instance.initramfs.tmp"
+cp "$out/partition.kernel.tmp" "$out/instance.kernel.tmp"
+
+for f in partition.img whole-disk.img no-kernel-disk.img partition.kernel \
+        partition.initramfs instance.kernel instance.initramfs; do
+    mv "$out/$f.tmp" "$out/$f"
+done
+rm -rf "$work"
+log "done"

@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# Shared helpers of the testbed image builds; sourced, never run.
+#
+# Settings (environment):
+#   MIRROR     Debian mirror (the build driver reads it from the host's apt
+#              sources; default deb.debian.org)
+#   SUITE      Debian suite (default bookworm)
+#   DEB_CACHE  directory of downloaded .debs kept between builds
+
+set -eu
+set -o pipefail
+
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SUITE=${SUITE:-bookworm}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034  # used by the scripts that source this
+TESTBED=$(dirname "$HERE")
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+
+log() {
+    echo "[$(date +%T)] $*"
+}
+
+# The package list without comments, comma separated, for --include.
+package_list() {
+    sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1" | tr -s ' \n' ',' |
+        sed 's/,$//'
+}
+
+debootstrap_root() {
+    local root=$1 packages=$2
+    mkdir -p "$DEB_CACHE"
+    log "debootstrap $SUITE into $root"
+    debootstrap --variant=minbase --cache-dir="$DEB_CACHE" \
+        --include="$(package_list "$packages")" \
+        "$SUITE" "$root" "$MIRROR"
+    # The chroot's apt gets the same mirror, and the same .deb cache so
+    # that later installs in it do not download again.
+    echo "deb $MIRROR $SUITE main" > "$root/etc/apt/sources.list"
+}
+
+# Mounts of a chroot, undone by umount_chroot (also on failure: the
+# callers trap EXIT).
+CHROOT_MOUNTS=()
+mount_chroot() {
+    local root=$1 fs
+    for fs in proc sys dev dev/pts; do
+        mkdir -p "$root/$fs"
+        mount --bind "/$fs" "$root/$fs"
+        CHROOT_MOUNTS=("$root/$fs" "${CHROOT_MOUNTS[@]}")
+    done
+}
+
+umount_chroot() {
+    local m
+    for m in "${CHROOT_MOUNTS[@]}"; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    CHROOT_MOUNTS=()
+}
+
+# The kernel ABI that linux-image-amd64 depends on, e.g. 6.1.0-56-amd64,
+# as the chroot's apt sees it.
+kernel_abi() {
+    chroot "$1" apt-cache depends linux-image-amd64 |
+        sed -n 's/.*Depends: linux-image-\(.*\)$/\1/p' | head -n1
+}
+
+# Removes what no image needs at runtime.
+trim_root() {
+    local root=$1
+    rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* \
+        "$root"/usr/share/info/* "$root"/var/lib/apt/lists/* \
+        "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+        "$root"/var/log/*.log
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 \
+        ! -name 'C.*' -exec rm -rf {} + 2>/dev/null || true
+}
+
+# A gzip'd newc cpio of a directory, with /dev/console in it (without it
+# the init's output is lost).
+pack_initramfs() {
+    local root=$1 out=$2
+    mkdir -p "$root/dev"
+    [ -e "$root/dev/console" ] || mknod -m 600 "$root/dev/console" c 5 1
+    [ -e "$root/dev/null" ] || mknod -m 666 "$root/dev/null" c 1 3
+    (cd "$root" && find . -xdev -print0 | LC_ALL=C sort -z |
+        cpio --null --create --format=newc --quiet) | gzip -6 > "$out.tmp"
+    mv "$out.tmp" "$out"
+}

@@ -1,0 +1,353 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""One testbed (HTTP server, virtual BMC + QEMU node, Ironic) and deploys.
+
+The node is enrolled and deployed with the real ``baremetal`` client, as
+an operator would; only the polling of the provision state goes to the
+REST API directly, because it runs every second.
+
+Usage::
+
+    with Testbed(workdir, images) as tb:
+        result = tb.deploy('whole_disk', deploy_interface='kexec')
+        print(timeline.format_side_by_side([result]))
+        tb.undeploy()
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from testbed import httpd
+from testbed import ironic_service
+from testbed import node as tb_node
+from testbed import timeline
+
+NODE_NAME = 'testbed-node'
+NODE_MAC = '52:54:00:6b:78:01'
+DISK_SIZE = 4 * 1024 ** 3
+IPMI_USER = 'admin'
+IPMI_PASSWORD = 'password'
+DEPLOY_TIMEOUT = 1200
+UNDEPLOY_TIMEOUT = 300
+
+# Images of a whole disk versus a root filesystem (partition deploy).
+WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk')
+PARTITION_IMAGES = ('partition',)
+
+
+class DeployFailed(Exception):
+    pass
+
+
+def file_url(path):
+    return 'file://' + os.path.abspath(path)
+
+
+class Testbed(object):
+    """All services of one testbed, started in order, stopped in reverse.
+
+    :param workdir: logs, configuration and the node's disk go here; the
+        logs are the artifacts of a run.
+    :param images: what :func:`testbed.images.ensure_images` returns.
+    :param post_delay: seconds the virtual BMC holds a powered-on node
+        before it runs (emulated power-on self-test).
+    :param kexec_options: the plugin's ``[kexec]`` options for Ironic.
+    """
+
+    def __init__(self, workdir, images, post_delay=0.0, kexec_options=None):
+        self.workdir = os.path.abspath(workdir)
+        self.images = images
+        self.post_delay = post_delay
+        self.kexec_options = kexec_options or {}
+        self.http = None
+        self.bmc_process = None
+        self.ironic = None
+        self.node_uuid = None
+        self._stack = []
+
+    # Lifecycle.
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        self.api_port = tb_node.free_port()
+        self.http_port = tb_node.free_port()
+        self.agent_port = tb_node.free_port()
+        self.instance_port = tb_node.free_port()
+        self.bmc_port = tb_node.free_port()
+        self.bmc_log = os.path.join(self.workdir, 'bmc.log')
+        self.http_log = os.path.join(self.workdir, 'http.log')
+
+        node_dir = os.path.join(self.workdir, 'node')
+        os.makedirs(node_dir, exist_ok=True)
+        disk = os.path.join(node_dir, 'disk.img')
+        with open(disk, 'wb') as f:
+            f.truncate(DISK_SIZE)
+        self.spec = tb_node.NodeSpec(
+            workdir=node_dir, disk=disk, mac=NODE_MAC,
+            api_port=self.api_port, http_port=self.http_port,
+            agent_port=self.agent_port, instance_port=self.instance_port)
+        spec_file = os.path.join(node_dir, 'node.json')
+        self.spec.save(spec_file)
+
+        self.ironic = ironic_service.IronicService(
+            os.path.join(self.workdir, 'ironic'), self.api_port,
+            self.http_port, self.agent_port,
+            allowed_paths=self._image_dirs(),
+            kexec_options=self.kexec_options)
+        self.ironic.write_config()
+
+        self.http = httpd.HttpServer(self.ironic.http_root, self.http_port,
+                                     log_path=self.http_log)
+        self._stack.append(self.http.stop)
+
+        env = dict(os.environ)
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env['PYTHONPATH'] = os.pathsep.join(
+            [top] + [p for p in [env.get('PYTHONPATH')] if p])
+        cmd = [sys.executable, '-m', 'testbed.bmc', '--spec', spec_file,
+               '--port', str(self.bmc_port), '--log', self.bmc_log,
+               '--username', IPMI_USER, '--password', IPMI_PASSWORD]
+        if self.post_delay:
+            cmd += ['--post-delay', str(self.post_delay)]
+        with open(os.path.join(self.workdir, 'bmc.out'), 'a') as out:
+            self.bmc_process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._stack.append(self._stop_bmc)
+        tb_node.wait_for_line(self.bmc_log, 'listening', 30)
+
+        self._stack.append(self.ironic.stop)
+        self.ironic.start()
+
+    def stop(self):
+        while self._stack:
+            action = self._stack.pop()
+            try:
+                action()
+            except Exception as exc:
+                print('testbed: cleanup %s failed: %s' % (action, exc),
+                      file=sys.stderr)
+
+    def _stop_bmc(self):
+        if self.bmc_process.poll() is None:
+            self.bmc_process.terminate()
+            try:
+                self.bmc_process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.bmc_process.kill()
+                self.bmc_process.wait(30)
+        # The BMC kills QEMU on its way out; make sure of it.
+        tb_node.kill_recorded_qemu(self.spec)
+
+    def _image_dirs(self):
+        paths = {os.path.dirname(os.path.abspath(getattr(self.images, a)))
+                 for a in ('agent_kernel', 'agent_ramdisk', 'whole_disk',
+                           'partition', 'no_kernel_disk')
+                 if getattr(self.images, a, None)}
+        return sorted(paths)
+
+    # Talking to Ironic.
+    def baremetal(self, *args, parse=True, timeout=600):
+        """Run the real ``baremetal`` client against the testbed's Ironic."""
+        env = dict(os.environ, OS_AUTH_TYPE='none',
+                   OS_ENDPOINT=self.ironic.url,
+                   OS_BAREMETAL_API_VERSION='latest')
+        for var in ('OS_CLOUD', 'OS_AUTH_URL', 'OS_TOKEN'):
+            env.pop(var, None)
+        cmd = [ironic_service._bin('baremetal')] + list(args)
+        if parse:
+            cmd += ['-f', 'json']
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError('%s failed (%d): %s%s' % (
+                ' '.join(cmd), proc.returncode, proc.stdout, proc.stderr))
+        if parse and proc.stdout.strip():
+            return json.loads(proc.stdout)
+        return proc.stdout
+
+    def api_node(self):
+        """The node as the REST API returns it (cheap, for polling)."""
+        req = urllib.request.Request(
+            '%s/v1/nodes/%s' % (self.ironic.url, self.node_uuid),
+            headers={'X-OpenStack-Ironic-API-Version': 'latest'})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def enrol(self, deploy_interface='kexec'):
+        """Enrol the node, its port, and make it available."""
+        node = self.baremetal(
+            'node', 'create', '--name', NODE_NAME,
+            '--driver', ironic_service.hardware_type(),
+            '--deploy-interface', deploy_interface,
+            '--boot-interface', 'ipxe',
+            '--network-interface', 'noop',
+            '--resource-class', 'testbed',
+            '--driver-info', 'ipmi_address=127.0.0.1',
+            '--driver-info', 'ipmi_port=%d' % self.bmc_port,
+            '--driver-info', 'ipmi_username=%s' % IPMI_USER,
+            '--driver-info', 'ipmi_password=%s' % IPMI_PASSWORD,
+            '--driver-info', 'deploy_kernel=%s' % file_url(
+                self.images.agent_kernel),
+            '--driver-info', 'deploy_ramdisk=%s' % file_url(
+                self.images.agent_ramdisk),
+            '--property', 'capabilities=boot_mode:bios',
+            '--property', 'cpu_arch=x86_64')
+        self.node_uuid = node['uuid']
+        self.baremetal('port', 'create', NODE_MAC, '--node', self.node_uuid)
+        self.baremetal('node', 'manage', self.node_uuid, '--wait', '120',
+                       parse=False)
+        self.baremetal('node', 'provide', self.node_uuid, '--wait', '120',
+                       parse=False)
+        return self.node_uuid
+
+    def instance_info_args(self, image):
+        path = getattr(self.images, image)
+        args = ['--instance-info', 'image_source=%s' % file_url(path),
+                '--instance-info', 'image_checksum=%s' % (
+                    self.images.checksums[image])]
+        # Ironic 39 cannot tell the type of a file:// image by itself
+        # (images.is_source_a_path fails on the path the file image
+        # service returns), so the image type is always given.
+        if image in PARTITION_IMAGES:
+            args += [
+                '--instance-info', 'image_type=partition',
+                '--instance-info', 'kernel=%s' % file_url(
+                    self.images.partition_kernel),
+                '--instance-info', 'ramdisk=%s' % file_url(
+                    self.images.partition_ramdisk),
+                '--instance-info', 'root_gb=2',
+            ]
+        else:
+            args += ['--instance-info', 'image_type=whole-disk']
+        return args
+
+    # Deploying.
+    def deploy(self, image='whole_disk', deploy_interface='kexec',
+               timeout=DEPLOY_TIMEOUT):
+        """Deploy ``image``; a :class:`timeline.DeployResult`.
+
+        Waits for ``active`` or ``deploy failed`` and for the instance to
+        answer on its port (when active). Does not raise on a failed
+        deploy: the result says what happened.
+        """
+        if self.node_uuid is None:
+            self.enrol(deploy_interface)
+        self.baremetal('node', 'set', self.node_uuid,
+                       '--deploy-interface', deploy_interface,
+                       *self.instance_info_args(image), parse=False)
+        probe = _PortProbe(self.instance_port)
+        result = timeline.DeployResult(
+            label='%s/%s' % (deploy_interface, image),
+            deploy_interface=deploy_interface, image=image,
+            started=time.monotonic(), workdir=self.workdir)
+        probe.start()
+        try:
+            self.baremetal('node', 'deploy', self.node_uuid, parse=False)
+            state = self._wait_for_state(('active', 'deploy failed'),
+                                         timeout)
+            result.active = time.monotonic() if state == 'active' else None
+            if state == 'active':
+                # The instance may come up after Ironic says active (with
+                # the stock power-on, it does).
+                probe.wait(300)
+        finally:
+            probe.stop()
+        result.usable, result.instance_answer = probe.first
+        result.node = self.baremetal('node', 'show', self.node_uuid)
+        result.history = self.baremetal('node', 'history', 'list',
+                                        self.node_uuid, '--long')
+        result.collect(self.spec, self.bmc_log, self.ironic.log_file,
+                       self.node_uuid)
+        return result
+
+    def _wait_for_state(self, targets, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.api_node()['provision_state']
+            if state in targets:
+                return state
+            time.sleep(1)
+        raise TimeoutError('node not in %s after %ss (now %s)' % (
+            targets, timeout, state))
+
+    def undeploy(self, timeout=UNDEPLOY_TIMEOUT):
+        self.baremetal('node', 'undeploy', self.node_uuid, '--wait',
+                       str(timeout), parse=False, timeout=timeout + 60)
+
+    def recover(self):
+        """Back to ``available`` after a failed deploy, for the next one."""
+        state = self.api_node()['provision_state']
+        if state in ('active', 'deploy failed'):
+            self.undeploy()
+
+    def logs_tail(self):
+        """The ends of every log, for a failure message."""
+        parts = []
+        for name, path in (('serial', self.spec.serial_log),
+                           ('bmc', self.bmc_log),
+                           ('qemu', self.spec.qemu_log),
+                           ('ironic', self.ironic.log_file)):
+            parts.append('--- %s (%s)\n%s' % (name, path, tb_node.tail(
+                path, 80 if name == 'ironic' else 30)))
+        return '\n'.join(parts)
+
+
+class _PortProbe(object):
+    """Polls the instance's port in the background; keeps the first answer.
+
+    The first connection that gets the instance's line is the moment the
+    instance became usable.
+    """
+
+    MARK = 'IRONIC-KEXEC-TESTBED'
+
+    def __init__(self, port, interval=0.5):
+        self.port = port
+        self.interval = interval
+        self.first = (None, None)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        while not self._done.is_set():
+            answer = tb_node.probe_port(self.port)
+            if answer and answer.startswith(self.MARK):
+                self.first = (time.monotonic(), answer)
+                return
+            self._done.wait(self.interval)
+
+    def wait(self, timeout):
+        self._thread.join(timeout)
+
+    def stop(self):
+        self._done.set()
+        self._thread.join(10)

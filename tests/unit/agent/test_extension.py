@@ -1,0 +1,337 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The extension's commands: load through the mount layer, execute's
+ordering, and the detached kexec -e."""
+
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import fixtures
+from ironic_python_agent import errors as ipa_errors
+from ironic_python_agent.extensions import base as ext_base
+from ironic_python_agent import hardware
+from ironic_python_agent.tests.unit import base
+from ironic_python_agent import utils
+from oslo_concurrency import processutils
+
+from ipa_kexec import errors
+from ipa_kexec import extension
+from ipa_kexec import kexec
+from ipa_kexec import preflight
+from ironic_kexec import protocol
+from tests.unit.agent import test_discovery
+from tests.unit.agent import trees
+
+UUID = test_discovery.UUID
+LSBLK = ('KNAME="vda" TYPE="disk" FSTYPE="" UUID="" PARTUUID="" LABEL=""\n'
+         'KNAME="vda1" TYPE="part" FSTYPE="vfat" UUID="0A1B-2C3D" '
+         'PARTUUID="p1" LABEL=""\n'
+         'KNAME="vda2" TYPE="part" FSTYPE="ext4" UUID="%s" '
+         'PARTUUID="p2" LABEL=""\n'
+         'KNAME="vda3" TYPE="part" FSTYPE="swap" UUID="sw" PARTUUID="p3" '
+         'LABEL=""\n' % UUID)
+
+
+def _tmpdir(test):
+    path = tempfile.mkdtemp()
+    test.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+class FakeNode(object):
+    """Stands in for the node's disk and kernel (utils.execute).
+
+    ``mount`` copies the tree of a partition into the mount point,
+    ``umount`` empties it, ``kexec --load`` records its arguments and
+    marks a kernel as loaded in the fake sysfs.
+    """
+
+    def __init__(self, test, partitions, sys_root):
+        self.partitions = partitions
+        self.sys_root = sys_root
+        self.mounted = {}
+        self.calls = []
+        self.kexec_stderr = None
+        self.kexec_files = {}
+
+    def __call__(self, *cmd, **kwargs):
+        self.calls.append((cmd, kwargs))
+        assert 'timeout' in kwargs, cmd
+        name = os.path.basename(cmd[0])
+        if name == 'lsblk':
+            return LSBLK, ''
+        if name in ('vgchange', 'mdadm'):
+            raise processutils.ProcessExecutionError(exit_code=5)
+        if name == 'mount':
+            device, target = cmd[-2], cmd[-1]
+            if device not in self.partitions:
+                raise processutils.ProcessExecutionError(exit_code=32)
+            trees.build(target, self.partitions[device])
+            self.mounted[target] = device
+            return '', ''
+        if name == 'umount':
+            device = self.mounted.pop(cmd[1])
+            for entry in os.listdir(cmd[1]):
+                path = os.path.join(cmd[1], entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            return device, ''
+        if name == 'kexec':
+            # kexec reads the files at load time: they must be mounted.
+            for arg in cmd[1:]:
+                path = arg.split('=', 1)[-1]
+                if path.startswith('/') and not arg.startswith('--command'):
+                    with open(path, 'rb') as f:
+                        self.kexec_files[path] = f.read()
+            if self.kexec_stderr:
+                raise processutils.ProcessExecutionError(
+                    exit_code=1, stderr=self.kexec_stderr)
+            with open(os.path.join(self.sys_root,
+                                   preflight.KEXEC_LOADED), 'w') as f:
+                f.write('1\n')
+            return '', ''
+        raise AssertionError('unexpected command %s' % (cmd,))
+
+
+class ExtensionTestCase(base.IronicAgentTest):
+
+    def setUp(self):
+        super(ExtensionTestCase, self).setUp()
+        self.sys_root = _tmpdir(self)
+        trees.build(self.sys_root, {
+            preflight.KEXEC_LOADED: '0\n',
+            preflight.LOAD_DISABLED: '0\n'})
+        bindir = _tmpdir(self)
+        self.kexec = os.path.join(bindir, 'kexec')
+        with open(self.kexec, 'w') as f:
+            f.write('#!/bin/sh\nexit 0\n')
+        os.chmod(self.kexec, stat.S_IRWXU)
+        self.useFixture(fixtures.EnvironmentVariable('PATH', bindir))
+        self.ext = extension.KexecExtension()
+        self.ext.preflight = preflight.Preflight(self.sys_root)
+
+    def set_loaded(self):
+        with open(os.path.join(self.sys_root, preflight.KEXEC_LOADED),
+                  'w') as f:
+            f.write('1\n')
+
+
+@mock.patch.object(hardware, 'dispatch_to_managers', autospec=True,
+                   return_value='/dev/vda')
+class TestLoad(ExtensionTestCase):
+
+    def setUp(self):
+        super(TestLoad, self).setUp()
+        root = test_discovery.debian_tree(test_discovery.debian_grub_cfg())
+        root['/etc/fstab'] += 'UUID=0A1B-2C3D /boot/efi vfat umask=0077 0 1\n'
+        root['/boot/efi'] = None
+        self.node = FakeNode(self, {
+            '/dev/vda1': {'/EFI/debian/grubx64.efi': b'efi'},
+            '/dev/vda2': root}, self.sys_root)
+        self.patch(utils, 'execute', self.node)
+
+    def run_load(self, **params):
+        result = self.ext.execute(protocol.LOAD, **params).join()
+        if result.command_error is not None:
+            raise result.command_error
+        return result.command_result
+
+    def test_load(self, mock_dispatch):
+        result = self.run_load(extra_args='console=ttyS0')
+        timings = result.pop(protocol.FIELD_TIMINGS)
+        self.assertEqual({'kernel': '/boot/vmlinuz-6.1.0-13-amd64',
+                          'initrd': '/boot/initrd.img-6.1.0-13-amd64',
+                          'cmdline': 'root=UUID=%s ro quiet console=ttyS0'
+                                     % UUID,
+                          'source': 'grub', 'root_device': '/dev/vda2',
+                          'method': 'kexec_load'}, result)
+        self.assertEqual({'preflight', 'discover', 'load', 'total'},
+                         set(timings))
+        mock_dispatch.assert_called_once_with('get_os_install_device')
+        mounts = [c for c, kw in self.node.calls if c[0] == 'mount']
+        # vfat is tried first and is no root, then the ext4 root, then
+        # /boot/efi from the image's fstab.
+        self.assertEqual(['/dev/vda1', '/dev/vda2', '/dev/vda1'],
+                         [c[-2] for c in mounts])
+        self.assertEqual(('mount', '-o', 'ro,nodev,nosuid,noexec,noload',
+                          '-t', 'ext4'), mounts[1][:5])
+        kexec_cmd = [c for c, kw in self.node.calls if c[0] == self.kexec]
+        self.assertEqual(1, len(kexec_cmd))
+        cmd = kexec_cmd[0]
+        root_mount = mounts[1][-1]
+        self.assertEqual(
+            (self.kexec, '--load',
+             root_mount + '/boot/vmlinuz-6.1.0-13-amd64',
+             '--initrd=%s/boot/initrd.img-6.1.0-13-amd64' % root_mount,
+             '--command-line=root=UUID=%s ro quiet console=ttyS0' % UUID,
+             '--kexec-syscall'), cmd)
+        self.assertEqual(trees.KERNEL, self.node.kexec_files[cmd[2]])
+        # Everything is unmounted and the mount points removed.
+        self.assertEqual({}, self.node.mounted)
+        for c in mounts:
+            self.assertFalse(os.path.exists(c[-1]))
+
+    def test_load_with_root_uuid(self, mock_dispatch):
+        result = self.run_load(root_uuid=UUID)
+        self.assertEqual('/dev/vda2', result['root_device'])
+        mounts = [c for c, kw in self.node.calls if c[0] == 'mount']
+        self.assertEqual('/dev/vda2', mounts[0][-2])
+
+    def test_lockdown_refusal(self, mock_dispatch):
+        trees.build(self.sys_root, {
+            'sys/kernel/security/lockdown':
+                'none [integrity] confidentiality\n'})
+        self.node.kexec_stderr = (
+            'kexec_file_load failed: Operation not permitted\n')
+        exc = self.assertRaises(errors.KexecError, self.run_load)
+        self.assertEqual(protocol.REASON_LOCKDOWN, exc.details['reason'])
+        cmd = [c for c, kw in self.node.calls if c[0] == self.kexec][0]
+        self.assertEqual('--kexec-file-syscall', cmd[-1])
+        self.assertEqual({}, self.node.mounted)
+
+    def test_load_failed(self, mock_dispatch):
+        self.node.kexec_stderr = 'Cannot determine the file type\n'
+        exc = self.assertRaises(errors.KexecError, self.run_load)
+        self.assertEqual(protocol.REASON_LOAD_FAILED, exc.details['reason'])
+        self.assertEqual({}, self.node.mounted)
+
+    def test_preflight_before_disk(self, mock_dispatch):
+        trees.build(self.sys_root, {preflight.LOAD_DISABLED: '1\n'})
+        exc = self.assertRaises(errors.KexecError, self.run_load)
+        self.assertEqual(protocol.REASON_KEXEC_DISABLED,
+                         exc.details['reason'])
+        self.assertEqual([], self.node.calls)
+
+    def test_no_root(self, mock_dispatch):
+        self.node.partitions['/dev/vda2'] = {'/data/file': 'x'}
+        exc = self.assertRaises(errors.KexecError, self.run_load)
+        self.assertEqual(protocol.REASON_NO_ROOT, exc.details['reason'])
+        self.assertEqual({}, self.node.mounted)
+
+    def test_url_not_supported_yet(self, mock_dispatch):
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute, protocol.LOAD,
+                          kernel_url='http://127.0.0.1/vmlinuz')
+        self.assertEqual([], self.node.calls)
+
+    def test_get_boot_entry_mounts(self, mock_dispatch):
+        result = self.ext.execute(protocol.GET_BOOT_ENTRY)
+        self.assertEqual('SUCCEEDED', result.command_status)
+        self.assertEqual('/boot/vmlinuz-6.1.0-13-amd64',
+                         result.command_result['kernel'])
+        self.assertEqual({}, self.node.mounted)
+
+
+class TestGetBootEntry(ExtensionTestCase):
+
+    def test_root_path(self):
+        root = trees.build(_tmpdir(self), test_discovery.debian_tree())
+        result = self.ext.execute(protocol.GET_BOOT_ENTRY, root_path=root)
+        self.assertEqual({'kernel': '/boot/vmlinuz-6.1.0-13-amd64',
+                          'initrd': '/boot/initrd.img-6.1.0-13-amd64',
+                          'cmdline': 'root=UUID=%s ro console=ttyS0,115200 '
+                                     'quiet' % UUID,
+                          'source': 'symlink', 'root_device': None},
+                         result.command_result)
+
+    def test_unsafe_path_reason(self):
+        files = test_discovery.debian_tree()
+        files['/vmlinuz'] = trees.Link('/../../etc/passwd')
+        root = trees.build(_tmpdir(self), files)
+        # The agent turns this into a FAILED result carrying the error.
+        exc = self.assertRaises(errors.KexecError, self.ext.execute,
+                                protocol.GET_BOOT_ENTRY, root_path=root)
+        self.assertEqual(protocol.REASON_UNSAFE_PATH,
+                         protocol.reason_from_error(exc.serialize()))
+
+    def test_bad_params(self):
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute,
+                          protocol.GET_BOOT_ENTRY, file_syscall='maybe')
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute,
+                          protocol.GET_BOOT_ENTRY, bogus='1')
+
+
+@mock.patch.object(kexec.subprocess, 'Popen', autospec=True)
+@mock.patch.object(hardware, 'dispatch_to_all_managers', autospec=True)
+class TestExecute(ExtensionTestCase):
+
+    def run_execute(self, **params):
+        return self.ext.execute(protocol.EXECUTE, **params).join()
+
+    def test_flush_then_spawn_with_delay(self, mock_sync, mock_popen):
+        self.set_loaded()
+        order = mock.Mock()
+        order.attach_mock(mock_sync, 'sync')
+        order.attach_mock(mock_popen, 'popen')
+        result = self.run_execute(delay=7)
+        self.assertEqual(ext_base.AgentCommandStatus.SUCCEEDED,
+                         result.command_status)
+        self.assertEqual({'delay': 7}, result.command_result)
+        self.assertEqual(['sync', 'popen'],
+                         [c[0] for c in order.mock_calls])
+        mock_sync.assert_called_once_with('full_sync')
+        args, kwargs = mock_popen.call_args
+        self.assertEqual([sys.executable, '-c', kexec._EXEC_LATER, '7',
+                          self.kexec], args[0])
+        self.assertTrue(kwargs['start_new_session'])
+        self.assertNotIn('shell', kwargs)
+
+    def test_not_loaded(self, mock_sync, mock_popen):
+        result = self.run_execute()
+        self.assertEqual(protocol.REASON_NOT_LOADED,
+                         result.command_error.details['reason'])
+        mock_sync.assert_not_called()
+        mock_popen.assert_not_called()
+
+    def test_sync_failure_no_kexec(self, mock_sync, mock_popen):
+        self.set_loaded()
+        mock_sync.side_effect = RuntimeError('I/O error')
+        result = self.run_execute()
+        self.assertEqual(protocol.REASON_AGENT_ERROR,
+                         result.command_error.details['reason'])
+        mock_popen.assert_not_called()
+
+    def test_bad_delay(self, mock_sync, mock_popen):
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute, protocol.EXECUTE,
+                          delay='soon')
+        mock_popen.assert_not_called()
+
+
+class TestSpawnExecute(base.IronicAgentTest):
+
+    def test_detached_process_runs_kexec_e_after_delay(self):
+        tmp = _tmpdir(self)
+        out = os.path.join(tmp, 'out')
+        fake = os.path.join(tmp, 'kexec')
+        with open(fake, 'w') as f:
+            f.write('#!/bin/sh\necho "$@" > %s.tmp\nmv %s.tmp %s\n'
+                    % (out, out, out))
+        os.chmod(fake, stat.S_IRWXU)
+        start = time.monotonic()
+        proc = kexec.spawn_execute(fake, 0.5)
+        self.assertNotEqual(os.getsid(0), os.getsid(proc.pid))
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(0, proc.wait(timeout=30))
+        self.assertGreaterEqual(time.monotonic() - start, 0.5)
+        with open(out) as f:
+            self.assertEqual('-e\n', f.read())
