@@ -13,14 +13,19 @@
 """The ``kexec`` extension of ironic-python-agent: its commands only."""
 
 import contextlib
+import hashlib
 import logging
 import time
+from urllib import parse as urlparse
 
 from ironic_python_agent import errors as ipa_errors
 from ironic_python_agent.extensions import base
 from ironic_python_agent import hardware
 
+from ipa_kexec.bootloader import entry as entry_mod
+from ipa_kexec import cmdline as cmdline_mod
 from ipa_kexec import discovery
+from ipa_kexec import download
 from ipa_kexec import errors
 from ipa_kexec import kexec
 from ipa_kexec import mounts
@@ -43,6 +48,12 @@ _URL_PARAMS = (protocol.PARAM_KERNEL_URL, protocol.PARAM_INITRD_URL,
 GET_BOOT_ENTRY_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_ROOT_PATH,
                                               protocol.PARAM_FILE_SYSCALL))
 LOAD_PARAMS = _DISCOVERY_PARAMS + (protocol.PARAM_FILE_SYSCALL,) + _URL_PARAMS
+# Parameters that name files on the disk, meaningless with kernel_url.
+_DISK_SOURCE_PARAMS = (protocol.PARAM_ROOT_UUID, protocol.PARAM_KERNEL,
+                       protocol.PARAM_INITRD)
+_URL_CHECKSUMS = ((protocol.PARAM_KERNEL_URL, protocol.PARAM_KERNEL_CHECKSUM),
+                  (protocol.PARAM_INITRD_URL, protocol.PARAM_INITRD_CHECKSUM))
+URL_SCHEMES = ('http', 'https')
 
 
 def _check_params(params, allowed):
@@ -70,14 +81,49 @@ def _validate_get_boot_entry(ext, **params):
     _check_params(params, GET_BOOT_ENTRY_PARAMS)
 
 
+def _invalid(message):
+    return ipa_errors.InvalidCommandParamsError(message)
+
+
+def _validate_url_params(params):
+    """A diskless deploy: URLs, checksums, a command line, no disk."""
+    given = [name for name in _URL_PARAMS if params.get(name) is not None]
+    if not given:
+        return
+    if not params.get(protocol.PARAM_KERNEL_URL):
+        raise _invalid('%s need kernel_url' % ', '.join(given))
+    disk = [name for name in _DISK_SOURCE_PARAMS if params.get(name)]
+    if disk:
+        raise _invalid('kernel_url excludes %s: a downloaded kernel is not '
+                       'looked up on the disk' % ', '.join(disk))
+    for url_name, checksum_name in _URL_CHECKSUMS:
+        url = params.get(url_name)
+        if url is None:
+            if params.get(checksum_name) is not None:
+                raise _invalid('%s needs %s' % (checksum_name, url_name))
+            continue
+        if urlparse.urlparse(url).scheme not in URL_SCHEMES:
+            raise _invalid('%s must be a %s URL'
+                           % (url_name, ' or '.join(URL_SCHEMES)))
+        if not params.get(checksum_name):
+            raise _invalid('%s needs %s' % (url_name, checksum_name))
+    if params.get(protocol.PARAM_CMDLINE) is None:
+        raise _invalid('kernel_url needs cmdline, the full kernel command '
+                       'line: there is no image to find one in')
+    algo = params.get(protocol.PARAM_CHECKSUM_ALGO)
+    if algo is not None and algo not in hashlib.algorithms_available:
+        raise _invalid('checksum_algo %s is not supported by this agent'
+                       % algo)
+    max_size = params.get(protocol.PARAM_MAX_SIZE)
+    if max_size is not None and (isinstance(max_size, bool)
+                                 or not isinstance(max_size, int)
+                                 or max_size <= 0):
+        raise _invalid('max_size must be a positive number of bytes')
+
+
 def _validate_load(ext, **params):
     _check_params(params, LOAD_PARAMS)
-    if any(params.get(name) for name in _URL_PARAMS):
-        # Diskless deploys: a download source will slot in next to the
-        # local image source in KexecExtension._boot_files.
-        raise ipa_errors.InvalidCommandParamsError(
-            'downloading the kernel (kernel_url) is not supported by this '
-            'agent yet')
+    _validate_url_params(params)
 
 
 def _validate_execute(ext, **params):
@@ -141,12 +187,11 @@ class KexecExtension(base.BaseAgentExtension):
             return self._discover(rootfs, device, uuid, params).to_result()
 
     @contextlib.contextmanager
-    def _boot_files(self, params):
+    def _image_files(self, params):
         """The boot entry and the agent paths of its kernel and initrd.
 
         The paths are valid only inside the context (the image is then
-        unmounted). This is the local image source; a download source
-        for diskless deploys would be another such context.
+        unmounted).
         """
         with self._image(params.get(protocol.PARAM_ROOT_UUID)) as image:
             rootfs, device, uuid = image
@@ -156,9 +201,28 @@ class KexecExtension(base.BaseAgentExtension):
                       if entry.initrd else None)
             yield entry, kernel, initrd
 
+    @contextlib.contextmanager
+    def _downloaded_files(self, params):
+        """A diskless deploy's entry, its files downloaded into memory."""
+        cmdline = cmdline_mod.append_extra(
+            entry_mod.normalize_cmdline(params[protocol.PARAM_CMDLINE]),
+            params.get(protocol.PARAM_EXTRA_ARGS))
+        entry = entry_mod.BootEntry(
+            params[protocol.PARAM_KERNEL_URL],
+            params.get(protocol.PARAM_INITRD_URL), cmdline,
+            protocol.SOURCE_URL)
+        with download.downloaded(
+                params, self.preflight.mem_available()) as files:
+            yield (entry,) + files
+
+    def _boot_files(self, params):
+        if params.get(protocol.PARAM_KERNEL_URL):
+            return 'download', self._downloaded_files(params)
+        return 'discover', self._image_files(params)
+
     @base.async_command(protocol.LOAD, _validate_load)
     def load(self, **params):
-        """Find the instance kernel and ``kexec --load`` it."""
+        """Find (or download) the instance kernel, ``kexec --load`` it."""
         timings = {}
         start = time.monotonic()
         mode = params.get(protocol.PARAM_FILE_SYSCALL,
@@ -168,10 +232,12 @@ class KexecExtension(base.BaseAgentExtension):
         method = self.preflight.check(mode)
         kexec_path = self.preflight.kexec_path()
         timings['preflight'] = time.monotonic() - start
-        with self._boot_files(params) as (entry, kernel, initrd):
-            timings['discover'] = time.monotonic() - start
+        phase, boot_files = self._boot_files(params)
+        with boot_files as (entry, kernel, initrd):
+            timings[phase] = time.monotonic() - start
             loaded_at = time.monotonic()
-            # kexec reads both files now, while the image is mounted.
+            # kexec reads both files now, while the image is mounted
+            # (or the downloads are still in their tmpfs).
             kexec.load(kexec_path, kernel, initrd, entry.cmdline, method,
                        lockdown_reason=self.preflight.needs_file_syscall())
             timings['load'] = time.monotonic() - loaded_at

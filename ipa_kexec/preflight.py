@@ -30,6 +30,7 @@ LOAD_DISABLED = 'proc/sys/kernel/kexec_load_disabled'
 LOCKDOWN = 'sys/kernel/security/lockdown'
 EFIVARS = 'sys/firmware/efi/efivars'
 SECURE_BOOT_VAR = 'SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c'
+MEMINFO = 'proc/meminfo'
 _MAX_READ = 4096
 
 
@@ -62,6 +63,15 @@ class Preflight(object):
         """True if a kernel is loaded for ``kexec -e``; None if unknown."""
         value = self._read(KEXEC_LOADED)
         return None if value is None else value == '1'
+
+    def mem_available(self):
+        """The kernel's estimate of available memory in bytes, or None."""
+        for line in (self._read(MEMINFO) or '').splitlines():
+            fields = line.split()
+            if (len(fields) == 3 and fields[0] == 'MemAvailable:'
+                    and fields[1].isdigit() and fields[2] == 'kB'):
+                return int(fields[1]) * 1024
+        return None
 
     def lockdown(self):
         """The selected lockdown mode, or None when there is none."""

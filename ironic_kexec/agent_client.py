@@ -14,14 +14,13 @@
 
 import time
 
-from oslo_log import log
-import requests
-import tenacity
-
 from ironic.common import exception
 from ironic.common import metrics_utils
 from ironic.conf import CONF
 from ironic.drivers.modules import agent_client
+from oslo_log import log
+import requests
+import tenacity
 
 from ironic_kexec import conf  # noqa: F401  registers [kexec]
 from ironic_kexec import protocol

@@ -12,9 +12,9 @@
 
 """The ``[kexec]`` options of the conductor side."""
 
+from ironic.conf import CONF
 from oslo_config import cfg
 
-from ironic.conf import CONF
 from ironic_kexec import protocol
 
 GROUP = 'kexec'
@@ -97,20 +97,19 @@ opts = [
                default=30,
                min=1,
                mutable=True,
-               help='Seconds to wait, after kexec.execute, for the agent to '
-                    'stop answering. If it still answers after that, kexec '
-                    'did not happen: the node is powered off and the deploy '
+               help='Seconds to wait for the agent to stop answering, '
+                    'counted from the end of its execute_delay. If it '
+                    'still answers after that, kexec did not happen: the '
+                    'node is powered off through its BMC and the deploy '
                     'continues with the usual power on (reason '
-                    '"execute_failed"). Must be larger than '
-                    'execute_delay.'),
+                    '"execute_failed").'),
     cfg.FloatOpt('agent_gone_interval',
                  default=0.5,
                  min=0,
                  mutable=True,
                  help='Seconds between two probes of the agent while waiting '
-                      'for it to stop answering; also the timeout of each '
-                      'probe. It is on the critical path of every deploy, '
-                      'keep it small.'),
+                      'for it to stop answering. It is on the critical path '
+                      'of every deploy, keep it small.'),
     cfg.BoolOpt('allow_network_isolation',
                 default=False,
                 mutable=True,

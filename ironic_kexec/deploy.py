@@ -18,8 +18,6 @@ already running instead of being powered on. Whenever kexec is not
 possible the stock steps run unchanged, unless the mode is ``required``.
 """
 
-from oslo_log import log
-
 from ironic.common import metrics_utils
 from ironic.common import states
 from ironic.conductor import task_manager
@@ -29,6 +27,7 @@ from ironic.drivers import base
 from ironic.drivers.modules import agent
 from ironic.drivers.modules import agent_base
 from ironic.drivers import utils as driver_utils
+from oslo_log import log
 
 from ironic_kexec import agent_client
 from ironic_kexec import conf as kexec_conf

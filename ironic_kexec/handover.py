@@ -21,11 +21,10 @@ decides between kexec and the power cycle.
 from http import client as http_client
 import time
 
-from oslo_log import log
-
 from ironic.common import exception
 from ironic.conf import CONF
 from ironic.drivers.modules import agent_client as ironic_agent_client
+from oslo_log import log
 
 from ironic_kexec import protocol
 
@@ -168,11 +167,15 @@ def execute(task, client, timings):
         raise KexecNotDone(
             protocol.REASON_EXECUTE_FAILED,
             'the agent still answered %d seconds after kexec.execute'
-            % CONF.kexec.agent_gone_timeout, executed=True)
+            % (CONF.kexec.execute_delay + CONF.kexec.agent_gone_timeout),
+            executed=True)
 
 
 def _wait_until_gone(node, client):
-    deadline = time.monotonic() + CONF.kexec.agent_gone_timeout
+    # The agent answers on purpose during its delay; only the time after
+    # it counts against the timeout.
+    deadline = (time.monotonic() + CONF.kexec.execute_delay
+                + CONF.kexec.agent_gone_timeout)
     while True:
         if not client.agent_answers(node, _PROBE_TIMEOUT):
             return True

@@ -17,7 +17,6 @@ the hardware type's ``supported_deploy_interfaces``, so the stock ``ipmi``
 and ``redfish`` types cannot take an out-of-tree interface: these are the
 same types with the kexec interfaces added.
 """
-
 from ironic.drivers import ipmi
 from ironic.drivers import redfish
 

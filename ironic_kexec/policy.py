@@ -25,13 +25,12 @@ they are the agent ramdisk's (or a ramdisk deploy's) parameters, not
 those of a kernel installed in the image.
 """
 
-from oslo_log import log
-from oslo_utils import strutils
-
 from ironic.common import exception
 from ironic.common import states
 from ironic.conf import CONF
 from ironic.drivers.modules import boot_mode_utils
+from oslo_log import log
+from oslo_utils import strutils
 
 from ironic_kexec import conf as kexec_conf
 from ironic_kexec import protocol

@@ -39,12 +39,11 @@ The record is cleared when a deploy starts, so that a record left by an
 earlier deploy never stands for this one.
 """
 
-from oslo_log import log
-
 from ironic.common import states
 from ironic.conductor import utils as manager_utils
 from ironic.conf import CONF
 from ironic import objects
+from oslo_log import log
 
 from ironic_kexec import protocol
 

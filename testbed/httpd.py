@@ -17,11 +17,19 @@ agent downloads the instance image from it; the node reaches it through
 QEMU's guestfwd. One thread per request, so a slow image download does
 not hold up anything else. Requests are logged with the testbed's
 timestamps (see :mod:`testbed.node`).
+
+Ironic's conductor checks the image URLs it hands to the agent
+(``[deploy]http_url``, an address only the guest can reach) with a HEAD
+request. The testbed runs Ironic with this server as its HTTP proxy, so
+those checks reach the same files over loopback: a proxy request for the
+guest's address of this server is answered like a plain one; any other
+proxy request is refused.
 """
 
 import functools
 import http.server
 import threading
+import urllib.parse
 
 from testbed import node as tb_node
 
@@ -30,6 +38,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     # HTTP/1.1 keeps iPXE's connection open between its small downloads.
     protocol_version = 'HTTP/1.1'
     log_path = None
+    # host:port a proxy request may name: the guest's view of this server.
+    proxied_netloc = None
+
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        if self.path.startswith(('http://', 'https://')):
+            url = urllib.parse.urlsplit(self.path)
+            if url.scheme != 'http' or url.netloc != self.proxied_netloc:
+                self.send_error(403, 'not a proxy for %s' % url.netloc)
+                return False
+            self.path = url.path + ('?' + url.query if url.query else '')
+        return True
 
     def log_message(self, format, *args):
         if self.log_path:
@@ -37,10 +58,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 class HttpServer(object):
-    """Serves ``root`` on 127.0.0.1:``port`` until :meth:`stop`."""
+    """Serves ``root`` on 127.0.0.1:``port`` until :meth:`stop`.
+
+    Also a proxy for the guest's address of this server (see above).
+    """
 
     def __init__(self, root, port, log_path=None):
-        handler = type('Handler', (_Handler,), {'log_path': log_path})
+        handler = type('Handler', (_Handler,), {
+            'log_path': log_path,
+            'proxied_netloc': '%s:%d' % (tb_node.HOST_ALIAS, port)})
         self._server = http.server.ThreadingHTTPServer(
             ('127.0.0.1', port), functools.partial(handler, directory=root))
         self._server.daemon_threads = True

@@ -222,6 +222,36 @@ def file_checksum(path):
     return digest.hexdigest()
 
 
+def _mounts_under(path):
+    prefix = os.path.realpath(path) + '/'
+    found = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            # Field 5 is the mount point, with octal escapes for spaces.
+            point = line.split()[4].encode().decode('unicode_escape')
+            if point.startswith(prefix):
+                found.append(point)
+    return sorted(found, reverse=True)
+
+
+def _remove_tree(path):
+    """Removes a build directory, never what is mounted inside it.
+
+    A build killed before its cleanup leaves the host's /dev, /proc and
+    /sys bind-mounted in its chroot; a plain recursive removal would go
+    through them.
+    """
+    if not os.path.lexists(path):
+        return
+    for point in _mounts_under(path):
+        subprocess.call(['umount', '-l', point])
+    left = _mounts_under(path)
+    if left:
+        raise BuildError('cannot remove %s: still mounted: %s'
+                         % (path, ', '.join(left)))
+    subprocess.check_call(['rm', '-rf', '--one-file-system', path])
+
+
 def _tail(path, lines=LOG_TAIL_LINES):
     try:
         with open(path, errors='replace') as f:
@@ -349,6 +379,9 @@ def ensure_images(cache_dir=None):
                   for s in IMAGE_SETS}
         missing = [s for s, d in wanted.items()
                    if not os.path.exists(os.path.join(d, 'checksums.json'))]
+        # Left by interrupted builds (none runs: the lock is ours).
+        for stale in glob.glob(os.path.join(images_dir, '*.build')):
+            _remove_tree(stale)
         if missing and os.geteuid() != 0:
             raise BuildError('building the %s images needs root'
                              % ', '.join(s.name for s in missing))
@@ -356,7 +389,7 @@ def ensure_images(cache_dir=None):
         try:
             for image_set in missing:
                 build_dir = wanted[image_set] + '.build'
-                shutil.rmtree(build_dir, ignore_errors=True)
+                _remove_tree(build_dir)
                 os.makedirs(build_dir)
                 started = time.monotonic()
                 proc, log_path = _start_build(image_set, root, mirror,
@@ -367,14 +400,22 @@ def ensure_images(cache_dir=None):
                       % (image_set.name, build_dir, log_path),
                       file=sys.stderr)
             # The image sets build in parallel: debootstrap mostly waits
-            # for dpkg and the disk, not for the CPU.
+            # for dpkg and the disk, not for the CPU. One failing does not
+            # waste the other's build.
+            errors = []
             for image_set, proc, log_path, build_dir, started in builds:
-                _check(proc, 'building the %s images' % image_set.name,
-                       log_path)
-                _finish_build(image_set, build_dir, wanted[image_set])
+                try:
+                    _check(proc, 'building the %s images' % image_set.name,
+                           log_path)
+                    _finish_build(image_set, build_dir, wanted[image_set])
+                except BuildError as e:
+                    errors.append(str(e))
+                    continue
                 print('built %s images in %.0f s'
                       % (image_set.name, time.monotonic() - started),
                       file=sys.stderr)
+            if errors:
+                raise BuildError('\n'.join(errors))
         finally:
             for _set, proc, _log, _dir, _started in builds:
                 if proc.poll() is None:

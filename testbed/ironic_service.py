@@ -206,7 +206,16 @@ class IronicService(object):
                                check=True, timeout=300)
         out = open(os.path.join(self.workdir, 'ironic.out'), 'a')
         env = dict(os.environ)
-        # The conductor runs ipmitool; keep the child environment plain.
+        # The conductor checks the image URLs it gives the agent; they name
+        # the guest's address of the HTTP server, which only the guest can
+        # reach. The testbed's HTTP server doubles as a proxy for exactly
+        # that address (see testbed.httpd), on loopback.
+        proxy = 'http://127.0.0.1:%d' % self.http_port
+        for var in ('http_proxy', 'HTTP_PROXY'):
+            env[var] = proxy
+        for var in ('https_proxy', 'HTTPS_PROXY'):
+            env.pop(var, None)
+        env['no_proxy'] = env['NO_PROXY'] = '127.0.0.1,localhost'
         env.pop('OS_AUTH_TYPE', None)
         self.process = subprocess.Popen(
             [_bin('ironic'), '--config-file', self.config_file],

@@ -329,8 +329,8 @@ def wait_for_port(port, timeout, interval=0.25):
         if answer:
             return time.monotonic(), answer
         time.sleep(interval)
-    raise TimeoutError('127.0.0.1:%d did not answer in %ss' % (port,
-                                                              timeout))
+    raise TimeoutError('127.0.0.1:%d did not answer in %ss'
+                       % (port, timeout))
 
 
 def tail(path, lines=40):

@@ -44,6 +44,8 @@ IPMI_USER = 'admin'
 IPMI_PASSWORD = 'password'
 DEPLOY_TIMEOUT = 1200
 UNDEPLOY_TIMEOUT = 300
+# How long an active instance may take to answer on its port.
+USABLE_TIMEOUT = 300
 
 # Images of a whole disk versus a root filesystem (partition deploy).
 WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk')
@@ -249,7 +251,7 @@ class Testbed(object):
 
     # Deploying.
     def deploy(self, image='whole_disk', deploy_interface='kexec',
-               timeout=DEPLOY_TIMEOUT):
+               timeout=DEPLOY_TIMEOUT, usable_timeout=USABLE_TIMEOUT):
         """Deploy ``image``; a :class:`timeline.DeployResult`.
 
         Waits for ``active`` or ``deploy failed`` and for the instance to
@@ -275,7 +277,7 @@ class Testbed(object):
             if state == 'active':
                 # The instance may come up after Ironic says active (with
                 # the stock power-on, it does).
-                probe.wait(300)
+                probe.wait(usable_timeout)
         finally:
             probe.stop()
         result.usable, result.instance_answer = probe.first

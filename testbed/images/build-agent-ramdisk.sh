@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rm -rf "$work"
+rm -rf --one-file-system "$work"
 mkdir -p "$work"
 debootstrap_root "$root" "$HERE/agent-packages.txt"
 mount_chroot "$root"
@@ -94,5 +94,5 @@ rm -rf "$root/tmp"/* "$root/var/cache/apt"/*
 log "packing $(du -sm "$root" | cut -f1) MiB"
 pack_initramfs "$root" "$out/agent.initramfs"
 mv "$out/agent.kernel.tmp" "$out/agent.kernel"
-rm -rf "$work"
+rm -rf --one-file-system "$work"
 log "done: $(du -m "$out/agent.initramfs" | cut -f1) MiB initramfs"

@@ -39,7 +39,7 @@ in_root() {
     chroot "$root" env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 
-rm -rf "$work"
+rm -rf --one-file-system "$work"
 mkdir -p "$work" "$mnt"
 debootstrap_root "$root" "$HERE/instance-packages.txt"
 
@@ -182,7 +182,7 @@ install -m 0755 "$inst/ironic-kexec-testbed" \
     "$inst/ironic-kexec-testbed-reply" "$small/usr/local/sbin/"
 install -m 0755 "$TESTBED/ramdisk/udhcpc.script" "$small/bin/udhcpc.script"
 # The modules virtio networking needs, in load order.
-modprobe -d "$root" -S "$abi" --show-depends virtio_pci virtio_net |
+modprobe -a -d "$root" -S "$abi" --show-depends virtio_pci virtio_net |
     sed -n 's/^insmod //p' | sed 's/[[:space:]]*$//' | while read -r ko; do
         ko=${ko#"$root"}
         name=$(basename "$ko")
@@ -199,5 +199,5 @@ for f in partition.img whole-disk.img no-kernel-disk.img partition.kernel \
         partition.initramfs instance.kernel instance.initramfs; do
     mv "$out/$f.tmp" "$out/$f"
 done
-rm -rf "$work"
+rm -rf --one-file-system "$work"
 log "done"

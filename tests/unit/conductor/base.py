@@ -16,13 +16,12 @@ fake agent and BMC in place of the hardware.
 
 from unittest import mock
 
-import requests
-
 from ironic.common import driver_factory
 from ironic.common import states
 from ironic.drivers.modules import ipmitool
 from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
+import requests
 
 # Imported here, not at the first stevedore load inside a test, where
 # the import would run a subprocess (ifaddr's find_library) that Ironic's

@@ -14,11 +14,11 @@
 API (as a ``requests.Session``) and the BMC (as ipmitool's power calls).
 """
 
+import base64
 import json
 
-import requests
-
 from ironic.common import states
+import requests
 
 from ironic_kexec import protocol
 
@@ -83,7 +83,7 @@ class FakeAgent(object):
     def __init__(self, bmc):
         self.bmc = bmc
         self.headers = {}
-        self.extensions = {'standby', 'kexec', 'log'}
+        self.extensions = {'standby', 'kexec', 'log', 'system'}
         self.commands = []
         self.posts = []
         self.answering = True
@@ -154,6 +154,11 @@ class FakeAgent(object):
                    and c['command_status'] == 'SUCCEEDED'
                    for c in self.commands)
 
+    def _kexec_get_boot_entry(self, result):
+        result['command_result'] = {
+            field: self.load_result[field]
+            for field in protocol.BOOT_ENTRY_FIELDS}
+
     def _kexec_load(self, result):
         final = {'command_status': self.load_status,
                  'command_result': self.load_result
@@ -178,6 +183,13 @@ class FakeAgent(object):
 
     def _standby_sync(self, result):
         pass
+
+    def _system_lockdown(self, result):
+        self.answering = False
+
+    def _log_collect_system_logs(self, result):
+        result['command_result'] = {
+            'system_logs': base64.b64encode(b'agent logs').decode()}
 
     def command_names(self):
         return [name for name, _params, _wait in self.posts]

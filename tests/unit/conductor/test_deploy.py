@@ -10,14 +10,15 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import os
 from unittest import mock
 
 from ironic.common import exception
 from ironic.common import image_service
 from ironic.common import states
 from ironic.conductor import task_manager
+from ironic.conf import CONF
 from ironic.drivers.modules import deploy_utils
-from ironic.drivers import utils as driver_utils
 from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
 
@@ -160,14 +161,14 @@ class KexecDeployTestCase(base.KexecTestCase):
 
     def test_kexec_collects_logs_before_execute(self):
         self.config(deploy_logs_collect='always', group='agent')
+        self.config_temp_dir('deploy_logs_local_path', group='agent')
         node = self.create_node()
-        with mock.patch.object(driver_utils, 'collect_ramdisk_logs',
-                               autospec=True) as collect:
-            collect.side_effect = lambda n: self.assertEqual(
-                ['kexec.load'], self.agent.command_names())
-            rec = self.tear_down_agent(node)
-        self.assertEqual(1, collect.call_count)
+        rec = self.tear_down_agent(node)
+        self.assertEqual(['kexec.load', 'log.collect_system_logs',
+                          'kexec.execute'], self.agent.command_names())
         self.assertEqual(record.PATH_KEXEC, rec['path'])
+        [log_file] = os.listdir(CONF.agent.deploy_logs_local_path)
+        self.assertIn(node.uuid, log_file)
 
     # Falling back to the power cycle, each reason.
 
@@ -261,7 +262,7 @@ class KexecDeployTestCase(base.KexecTestCase):
 
     def test_fallback_execute_failed_agent_still_there(self):
         self.config(agent_gone_timeout=1, agent_gone_interval=0.1,
-                    group='kexec')
+                    execute_delay=0, group='kexec')
         self.agent.answers_after_execute = None
         node = self.create_node()
         rec = self.tear_down_agent(node)
@@ -335,7 +336,7 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.assertEqual('ERROR', self.history(node)[-1].severity)
 
     def test_required_execute_failed_fails_deploy(self):
-        self.config(agent_gone_timeout=1, group='kexec')
+        self.config(agent_gone_timeout=1, execute_delay=0, group='kexec')
         self.agent.answers_after_execute = None
         node = self.create_node(
             instance_info={'image_source': 'http://127.0.0.1/img',
@@ -391,16 +392,14 @@ class KexecDeployTestCase(base.KexecTestCase):
 
     def test_disable_power_off_keeps_stock_path(self):
         node = self.create_node(disable_power_off=True)
-        with task_manager.acquire(self.context, node.uuid) as task:
-            with mock.patch.object(type(task.driver.deploy).__mro__[1],
-                                   'tear_down_agent',
-                                   autospec=True) as stock:
-                task.driver.deploy.tear_down_agent(task)
-                stock.assert_called_once_with(task.driver.deploy, task)
-        node.refresh()
-        rec = node.driver_internal_info[record.KEY]
+        rec = self.tear_down_agent(node)
         self.assertEqual(protocol.REASON_NOT_APPLICABLE, rec['reason'])
-        self.assertEqual([], self.agent.posts)
+        # Stock: the agent is locked down, the node is never powered off.
+        self.assertEqual(['standby.sync', 'system.lockdown'],
+                         self.agent.command_names())
+        self.assertEqual([], self.bmc.actions)
+        self.boot_instance(node)
+        self.assertEqual([states.REBOOT], self.bmc.actions)
 
     # Records across deploys.
 

@@ -70,8 +70,8 @@ def _run(cmd, **kwargs):
 
 
 class ElementInstallTestCase(unittest.TestCase):
-    """One test: the install is the expensive part, and stestr would run
-    the setup of a class split over its workers once per worker."""
+    # One test: the install is the expensive part, and stestr would run
+    # the setup of a class split over its workers once per worker.
 
     def setUp(self):
         super().setUp()

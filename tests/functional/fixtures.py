@@ -1,0 +1,138 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Test classes for deploys on the end-to-end testbed.
+
+One testbed (Ironic, virtual BMC, QEMU node, HTTP server) per test class,
+started in ``setUpClass`` and stopped in ``tearDownClass``. Each test
+deploys once, prints the deploy's timeline, writes its artifacts and
+undeploys. Artifacts go to ``artifacts/<TestClass>/`` at the top of the
+tree (or ``$IRONIC_KEXEC_ARTIFACTS``): the whole run's logs (serial,
+firmware, BMC, HTTP, Ironic) and, per test, the timeline, the node and
+its history, and the part of the consoles that belongs to that deploy.
+"""
+
+import json
+import os
+import shutil
+import sys
+import unittest
+
+import fixtures
+import testtools
+from testtools import content
+
+import testbed
+from testbed import node as tb_node
+from testbed import scenario
+from testbed import timeline
+
+
+def artifacts_dir():
+    return os.environ.get('IRONIC_KEXEC_ARTIFACTS') or os.path.join(
+        testbed.repo_dir(), 'artifacts')
+
+
+class TestbedTestCase(testtools.TestCase):
+    """A test class with its own testbed; see the module docstring."""
+
+    # Options for the plugin's [kexec] group, per class.
+    kexec_options = {}
+    _setup_error = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.workdir = os.path.join(artifacts_dir(), cls.__name__)
+        cls.testbed = None
+        if os.geteuid() != 0:
+            # Building images (debootstrap, loop devices) needs root.
+            cls._setup_error = 'the testbed needs root'
+            return
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+        os.makedirs(cls.workdir)
+        # Imported here: building images needs root, and importing the
+        # module must not, so that discovery works anywhere.
+        from testbed import images
+        cls.images = images.ensure_images()
+        cls.testbed = scenario.Testbed(cls.workdir, cls.images,
+                                       kexec_options=cls.kexec_options)
+        try:
+            cls.testbed.start()
+            cls.testbed.enrol()
+        except BaseException:
+            print(cls.testbed.logs_tail(), file=sys.stderr)
+            cls.testbed.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.testbed is not None:
+            cls.testbed.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if self._setup_error:
+            raise unittest.SkipTest(self._setup_error)
+        timeout = int(os.environ.get('OS_TEST_TIMEOUT') or 0)
+        if timeout > 0:
+            self.useFixture(fixtures.Timeout(timeout, gentle=True))
+
+    def deploy(self, image, deploy_interface):
+        """Deploy, print and save the timeline, undeploy at cleanup."""
+        tb = self.testbed
+        self.addCleanup(tb.recover)
+        result = tb.deploy(image, deploy_interface=deploy_interface)
+        self._save(result)
+        print(timeline.format_side_by_side([result]))
+        print(result.summary())
+        if result.provision_state != 'active' or result.usable is None:
+            self.addDetail('logs', content.text_content(
+                tb.logs_tail()))
+        return result
+
+    def _save(self, result):
+        out = os.path.join(self.workdir, self.id().rsplit('.', 1)[-1])
+        os.makedirs(out, exist_ok=True)
+        timeline.save(result, os.path.join(out, 'timeline.txt'))
+        with open(os.path.join(out, 'node.json'), 'w') as f:
+            json.dump({'node': result.node, 'history': result.history,
+                       'events': result.events,
+                       'instance_answer': result.instance_answer}, f,
+                      indent=2, sort_keys=True, default=str)
+        spec = self.testbed.spec
+        for name, path in (('serial.log', spec.serial_log),
+                           ('firmware.log', spec.firmware_log),
+                           ('bmc.log', self.testbed.bmc_log)):
+            with open(os.path.join(out, name), 'w') as f:
+                for line in tb_node.read_log(path):
+                    if line.monotonic >= result.started:
+                        f.write('%.3f %s %s\n' % (line.monotonic, line.wall,
+                                                  line.text))
+
+    # Assertions shared by the tests.
+    def assertDeployedActive(self, result):
+        self.assertEqual('active', result.provision_state,
+                         'last_error: %s' % result.last_error)
+        self.assertIsNotNone(result.usable,
+                             'the instance never answered on its port')
+        self.assertIsNotNone(result.instance_answer)
+
+    def assertInstanceCmdlineClean(self, result):
+        """The instance runs its own command line, not the agent's."""
+        cmdline = result.instance_answer.split(
+            scenario._PortProbe.MARK, 1)[1].split()
+        self.assertIn('console=ttyS0', ' '.join(cmdline))
+        self.assertEqual([], [a for a in cmdline if a.startswith('ipa-')])
+        self.assertEqual([], [a for a in cmdline
+                              if a.startswith('BOOTIF')])

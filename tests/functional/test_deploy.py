@@ -1,0 +1,81 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""End-to-end deploys: a real Ironic, IPMI, agent and QEMU node.
+
+Whether a deploy went through the firmware is read from SeaBIOS's own
+log (one line per firmware run, see testbed.node) and from the virtual
+BMC's log of power actions, not from what Ironic says it did.
+"""
+
+from tests.functional import fixtures
+
+
+class KexecDeployTest(fixtures.TestbedTestCase):
+    """deploy_interface=kexec: the agent kexecs into the instance."""
+
+    def assertKexecHandoff(self, result):
+        self.assertDeployedActive(result)
+        record = result.kexec_record
+        self.assertIsNotNone(record, 'no kexec record on the node')
+        self.assertEqual('kexec', record.get('path'), record)
+        self.assertIsNone(record.get('reason'), record)
+        # The agent was booted through the firmware once; the instance
+        # was not: no firmware run and no power action after the handoff.
+        self.assertEqual(1, result.firmware_runs)
+        self.assertEqual(0, result.firmware_runs_after_handoff)
+        self.assertEqual([], result.power_actions_after_handoff)
+        # The instance's kernel printed after the handoff, before the
+        # instance answered.
+        kernel = result.events.get('instance kernel')
+        self.assertIsNotNone(kernel)
+        self.assertLess(result.events['handoff'], kernel)
+        self.assertLess(kernel, result.usable)
+        self.assertInstanceCmdlineClean(result)
+
+    def test_whole_disk(self):
+        result = self.deploy('whole_disk', 'kexec')
+        self.assertKexecHandoff(result)
+
+    def test_partition(self):
+        result = self.deploy('partition', 'kexec')
+        self.assertKexecHandoff(result)
+
+    def test_fallback_no_kernel(self):
+        """No kernel to find: the deploy still succeeds, by power cycle."""
+        result = self.deploy('no_kernel_disk', 'kexec')
+        self.assertDeployedActive(result)
+        record = result.kexec_record
+        self.assertIsNotNone(record, 'no kexec record on the node')
+        self.assertEqual('power-cycle', record.get('path'), record)
+        self.assertEqual('no_kernel', record.get('reason'), record)
+        self.assertTrue(
+            [e for e in result.history_events() if 'no_kernel' in e],
+            'no node history event names no_kernel: %s'
+            % result.history_events())
+        # Through the BMC and the firmware, like the stock deploy.
+        self.assertNotEqual([], result.power_actions_after_handoff)
+        self.assertEqual(1, result.firmware_runs_after_handoff)
+        self.assertInstanceCmdlineClean(result)
+
+
+class DirectDeployTest(fixtures.TestbedTestCase):
+    """The stock deploy interface: the baseline kexec is measured against."""
+
+    def test_whole_disk_direct(self):
+        result = self.deploy('whole_disk', 'direct')
+        self.assertDeployedActive(result)
+        self.assertIsNone(result.kexec_record)
+        self.assertNotEqual([], result.power_actions_after_handoff)
+        self.assertEqual(1, result.firmware_runs_after_handoff)
+        self.assertEqual(2, result.firmware_runs)
+        self.assertInstanceCmdlineClean(result)
