@@ -48,7 +48,7 @@ from ironic_kexec import protocol
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIZE = 1024 ** 3
+DEFAULT_MAX_SIZE = protocol.DEFAULT_MAX_SIZE
 # With kexec_load(2) a file is in memory three times while kexec runs:
 # in the tmpfs, in kexec-tools' buffers and in the kernel's segments.
 # What is left must still run the agent.
@@ -219,7 +219,7 @@ def fetch(artifact, checksum_algo, path, limit, why='max_size'):
     try:
         download = standby.ImageDownload(_image_info(artifact,
                                                      checksum_algo))
-        pass
+        _check_declared_size(artifact, download, limit, why)
         _stream(artifact, download, path, limit, why)
         download.verify_image(path)
     except errors.KexecError:

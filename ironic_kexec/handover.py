@@ -136,27 +136,11 @@ def execute(task, client, timings):
     node = task.node
     start = time.monotonic()
     try:
-        result = client.kexec_execute(node, CONF.kexec.execute_delay)
-    except exception.AgentConnectionFailed as e:
-        # The answer may be lost because the kexec came first: only the
-        # agent's silence tells.
-        LOG.warning('No answer to kexec.execute from node %(node)s, '
-                    'checking whether the agent is gone: %(err)s',
-                    {'node': node.uuid, 'err': e})
-    except Exception as e:
+        result = _call('execute', node, _send_execute, client, node)
+    finally:
         timings['execute'] = time.monotonic() - start
-        LOG.warning('kexec execute failed for node %(node)s. '
-                    '%(cls)s: %(err)s',
-                    {'node': node.uuid, 'cls': e.__class__.__name__,
-                     'err': e},
-                    exc_info=not isinstance(e, exception.IronicException))
-        raise KexecNotDone(_reason_from_exception(e),
-                           '%s: %s' % (e.__class__.__name__, e))
-    else:
-        if result.get('command_status') != _SUCCEEDED:
-            timings['execute'] = time.monotonic() - start
-            raise _not_done_from_failed_command(result)
-    timings['execute'] = time.monotonic() - start
+    if result is not None and result.get('command_status') != _SUCCEEDED:
+        raise _not_done_from_failed_command(result)
 
     start = time.monotonic()
     try:
@@ -169,6 +153,18 @@ def execute(task, client, timings):
             'the agent still answered %d seconds after kexec.execute'
             % (CONF.kexec.execute_delay + CONF.kexec.agent_gone_timeout),
             executed=True)
+
+
+def _send_execute(client, node):
+    try:
+        return client.kexec_execute(node, CONF.kexec.execute_delay)
+    except exception.AgentConnectionFailed as e:
+        # The answer may be lost because the kexec came first: only the
+        # agent's silence tells.
+        LOG.warning('No answer to kexec.execute from node %(node)s, '
+                    'checking whether the agent is gone: %(err)s',
+                    {'node': node.uuid, 'err': e})
+        return None
 
 
 def _wait_until_gone(node, client):

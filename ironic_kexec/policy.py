@@ -77,11 +77,20 @@ def validate(node):
                 'be one of %(valid)s' %
                 {'field': field, 'key': MODE, 'node': node.uuid,
                  'mode': mode, 'valid': ', '.join(kexec_conf.MODES)})
-        args = info.get(EXTRA_ARGS)
-        if args is not None and not isinstance(args, str):
-            raise exception.InvalidParameterValue(
-                '%(field)s/%(key)s of node %(node)s must be a string' %
-                {'field': field, 'key': EXTRA_ARGS, 'node': node.uuid})
+        keys = (EXTRA_ARGS,) if field == 'driver_info' else (
+            EXTRA_ARGS, KERNEL, INITRD, CMDLINE)
+        for key in keys:
+            value = info.get(key)
+            if value is not None and not isinstance(value, str):
+                raise exception.InvalidParameterValue(
+                    '%(field)s/%(key)s of node %(node)s must be a string' %
+                    {'field': field, 'key': key, 'node': node.uuid})
+    if (node.instance_info.get(INITRD)
+            and not node.instance_info.get(KERNEL)):
+        raise exception.InvalidParameterValue(
+            'instance_info/%(initrd)s of node %(node)s needs '
+            'instance_info/%(kernel)s' %
+            {'initrd': INITRD, 'kernel': KERNEL, 'node': node.uuid})
 
 
 def get_mode(node):

@@ -30,6 +30,11 @@ Commands are sent as ``POST /v1/commands/`` with the name
     preflight, then ``kexec --load``. Result: the boot entry plus
     :data:`LOAD_FIELDS`. A failure carries a :data:`REASONS` code in the
     command error's ``details`` (see :func:`error_details`).
+    With ``kernel_url`` (diskless deploys) the kernel and initrd are
+    downloaded instead of discovered: ``kernel_checksum`` (and
+    ``initrd_checksum`` with ``initrd_url``) and the full ``cmdline`` are
+    then required, ``root_uuid``/``kernel``/``initrd`` refused; the
+    result's ``source`` is ``url`` and its timings have ``download``.
 
 ``kexec.execute`` (asynchronous)
     Flushes the disks, answers, then kexecs into the loaded kernel from a
@@ -66,6 +71,7 @@ PARAM_KERNEL_CHECKSUM = 'kernel_checksum'
 PARAM_INITRD_CHECKSUM = 'initrd_checksum'
 PARAM_CHECKSUM_ALGO = 'checksum_algo'
 PARAM_MAX_SIZE = 'max_size'              # bytes, per downloaded file
+DEFAULT_MAX_SIZE = 1024 ** 3             # max_size when not given
 # execute only.
 PARAM_DELAY = 'delay'                    # seconds between reply and kexec
 

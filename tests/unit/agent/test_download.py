@@ -21,6 +21,9 @@ import socket
 import threading
 
 import fixtures
+# Registers the agent's options, which importing its modules needs (the
+# agent itself loads it first).
+from ironic_python_agent import config  # noqa: F401
 from ironic_python_agent import errors as ipa_errors
 from ironic_python_agent import hardware
 from ironic_python_agent import utils

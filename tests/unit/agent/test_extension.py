@@ -225,7 +225,7 @@ class TestLoad(ExtensionTestCase):
         self.assertEqual(protocol.REASON_NO_ROOT, exc.details['reason'])
         self.assertEqual({}, self.node.mounted)
 
-    def test_url_not_supported_yet(self, mock_dispatch):
+    def test_url_without_checksum_and_cmdline(self, mock_dispatch):
         self.assertRaises(ipa_errors.InvalidCommandParamsError,
                           self.ext.execute, protocol.LOAD,
                           kernel_url='http://127.0.0.1/vmlinuz')

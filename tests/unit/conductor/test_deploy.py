@@ -260,6 +260,15 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.assertFellBack(node, rec, protocol.REASON_KEXEC_UNSUPPORTED)
         self.assertPowerCycled(node)
 
+    def test_fallback_execute_unknown_to_agent(self):
+        self.agent._kexec_execute = None
+        node = self.create_node()
+        rec = self.tear_down_agent(node)
+        self.assertEqual(KEXEC_COMMANDS + ['standby.power_off'],
+                         self.agent.command_names())
+        self.assertFellBack(node, rec, protocol.REASON_AGENT_UNSUPPORTED)
+        self.assertPowerCycled(node)
+
     def test_fallback_execute_failed_agent_still_there(self):
         self.config(agent_gone_timeout=1, agent_gone_interval=0.1,
                     execute_delay=0, group='kexec')
@@ -502,3 +511,17 @@ class ValidateTestCase(base.KexecTestCase):
             self.validate, driver_info={'deploy_kernel': 'http://h/k',
                                         'deploy_ramdisk': 'http://h/r',
                                         'kexec_extra_args': ['quiet']})
+
+    def test_validate_bad_explicit_kernel(self):
+        self.assertRaisesRegex(
+            exception.InvalidParameterValue, 'instance_info/kexec_kernel',
+            self.validate, instance_info={'image_source': 'http://h/i',
+                                          'image_checksum': 'a' * 32,
+                                          'kexec_kernel': 42})
+
+    def test_validate_initrd_without_kernel(self):
+        self.assertRaisesRegex(
+            exception.InvalidParameterValue, 'needs instance_info/kexec_k',
+            self.validate, instance_info={'image_source': 'http://h/i',
+                                          'image_checksum': 'a' * 32,
+                                          'kexec_initrd': '/initrd.img'})

@@ -1,0 +1,153 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The conductor's client against the agent's real API and extension.
+
+IPA's WSGI application and the real ``kexec`` extension answer through
+werkzeug's test client, in place of the HTTP connection to a node. Only
+commands that touch no disk and no kernel are sent: ``get_boot_entry`` on
+a temporary tree, and commands the agent must refuse. ``execute`` is never
+sent to the real extension.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from urllib import parse
+
+from ironic.common import exception
+from ironic_python_agent.api import app as ipa_app
+from ironic_python_agent.extensions import base as ipa_base
+from stevedore import extension
+from werkzeug import test as werkzeug_test
+
+from ipa_kexec import extension as kexec_extension
+from ironic_kexec import agent_client
+from ironic_kexec import handover
+from ironic_kexec import protocol
+from tests.unit.conductor import base
+from tests.unit.conductor import fakes
+
+TOKEN = 'magic-token'
+
+
+class _Agent(ipa_base.ExecuteCommandMixin):
+    """The part of IronicPythonAgent that its API application uses."""
+
+    def __init__(self, extensions):
+        super().__init__()
+        self.ext_mgr = extension.ExtensionManager.make_test_instance(
+            [extension.Extension(name, None, None, obj)
+             for name, obj in extensions.items()])
+
+    def validate_agent_token(self, token):
+        return token == TOKEN
+
+    def list_command_results(self):
+        return list(self.command_results.values())
+
+
+class _WSGISession(object):
+    """A requests.Session that calls a WSGI application in process."""
+
+    def __init__(self, app):
+        self.headers = {}
+        self.client = werkzeug_test.Client(app)
+
+    def mount(self, prefix, adapter):
+        pass
+
+    def _response(self, response):
+        return fakes.FakeResponse(response.status_code,
+                                  json.loads(response.get_data()))
+
+    def post(self, url, params=None, data=None, verify=None, timeout=None):
+        return self._response(self.client.post(
+            parse.urlparse(url).path, query_string=params, data=data,
+            content_type='application/json'))
+
+    def get(self, url, params=None, verify=None, timeout=None):
+        return self._response(self.client.get(
+            parse.urlparse(url).path, query_string=params))
+
+
+class AgentContractTestCase(base.KexecTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.node = self.create_node()
+
+    def client(self, extensions):
+        app = ipa_app.Application(_Agent(extensions), {})
+        client = agent_client.KexecAgentClient()
+        client.session = _WSGISession(app)
+        return client
+
+    def image_tree(self):
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        os.makedirs(os.path.join(root, 'boot'))
+        for name in ('vmlinuz-6.1.0-28-amd64', 'initrd.img-6.1.0-28-amd64'):
+            with open(os.path.join(root, 'boot', name), 'wb') as f:
+                f.write(b'\0' * 16)
+        return root
+
+    def test_get_boot_entry(self):
+        client = self.client({'kexec': kexec_extension.KexecExtension()})
+        result = client.kexec_get_boot_entry(
+            self.node, {protocol.PARAM_ROOT_PATH: self.image_tree(),
+                        protocol.PARAM_ROOT_UUID: base.ROOT_UUID,
+                        protocol.PARAM_EXTRA_ARGS: 'console=ttyS0'})
+        self.assertEqual('SUCCEEDED', result['command_status'],
+                         result.get('command_error'))
+        entry = result['command_result']
+        self.assertEqual(set(protocol.BOOT_ENTRY_FIELDS), set(entry))
+        self.assertEqual('/boot/vmlinuz-6.1.0-28-amd64',
+                         entry[protocol.FIELD_KERNEL])
+        self.assertIn(entry[protocol.FIELD_SOURCE], protocol.SOURCES)
+        self.assertIn('console=ttyS0', entry[protocol.FIELD_CMDLINE])
+        self.assertIn(base.ROOT_UUID, entry[protocol.FIELD_CMDLINE])
+
+    def test_agent_reason_code_reaches_the_conductor(self):
+        client = self.client({'kexec': kexec_extension.KexecExtension()})
+        # No root UUID and no fstab: the agent cannot name the root.
+        result = client.kexec_get_boot_entry(
+            self.node, {protocol.PARAM_ROOT_PATH: self.image_tree()})
+        self.assertEqual('FAILED', result['command_status'])
+        not_done = handover._not_done_from_failed_command(result)
+        self.assertEqual(protocol.REASON_NO_ROOT, not_done.reason)
+        self.assertIn('root', not_done.message)
+        self.assertNotIn('{', not_done.message)
+
+    def test_no_extension_is_agent_unsupported(self):
+        client = self.client({})
+        with self.assertRaises(handover.KexecNotDone) as ctx:
+            handover.load(_Task(self.node), client, {}, {})
+        self.assertEqual(protocol.REASON_AGENT_UNSUPPORTED,
+                         ctx.exception.reason)
+
+    def test_refused_parameters_are_agent_error(self):
+        client = self.client({'kexec': kexec_extension.KexecExtension()})
+        self.assertRaises(exception.AgentAPIError, client.kexec_load,
+                          self.node, {'no_such_parameter': 'x'})
+        with self.assertRaises(handover.KexecNotDone) as ctx:
+            handover.load(_Task(self.node), client,
+                          {protocol.PARAM_FILE_SYSCALL: 'sometimes'}, {})
+        self.assertEqual(protocol.REASON_AGENT_ERROR, ctx.exception.reason)
+        self.assertIn('file_syscall', ctx.exception.message)
+
+
+class _Task(object):
+
+    def __init__(self, node):
+        self.node = node
