@@ -21,6 +21,7 @@ from ironic.drivers import ipmi
 from ironic.drivers import redfish
 
 from ironic_kexec import deploy
+from ironic_kexec import ramdisk_deploy
 
 # The kexec deploy interfaces, in order of preference. They come before
 # the stock ones, so that a node of these types without an explicit
@@ -31,6 +32,7 @@ from ironic_kexec import deploy
 # interface (ramdisk, anaconda, ...) set it, as on the stock types.
 KEXEC_DEPLOY_INTERFACES = [
     deploy.KexecDeploy,
+    ramdisk_deploy.RamdiskKexecDeploy,
 ]
 
 

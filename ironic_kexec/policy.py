@@ -147,14 +147,13 @@ def _joined_extra_args(node):
     return ' '.join(p.strip() for p in parts if p and p.strip())
 
 
-def load_params(task):
-    """The parameters of ``kexec.load`` for this deploy."""
-    node = task.node
+def common_load_params(node):
+    """The parameters of ``kexec.load`` that do not depend on the source.
+
+    Those of every deploy, with a disk or diskless: the system call,
+    the extra kernel parameters and the boot mode.
+    """
     params = {protocol.PARAM_FILE_SYSCALL: CONF.kexec.file_syscall}
-    if not node.driver_internal_info.get('is_whole_disk_image'):
-        root_uuid = node.driver_internal_info.get('root_uuid_or_disk_id')
-        if root_uuid:
-            params[protocol.PARAM_ROOT_UUID] = root_uuid
     extra_args = _joined_extra_args(node)
     if extra_args:
         params[protocol.PARAM_EXTRA_ARGS] = extra_args
@@ -165,6 +164,17 @@ def load_params(task):
         # Informational only for the agent; not worth failing over.
         LOG.debug('No boot mode for kexec on node %(node)s: %(err)s',
                   {'node': node.uuid, 'err': e})
+    return params
+
+
+def load_params(task):
+    """The parameters of ``kexec.load`` for this deploy."""
+    node = task.node
+    params = common_load_params(node)
+    if not node.driver_internal_info.get('is_whole_disk_image'):
+        root_uuid = node.driver_internal_info.get('root_uuid_or_disk_id')
+        if root_uuid:
+            params[protocol.PARAM_ROOT_UUID] = root_uuid
     for key, param in ((KERNEL, protocol.PARAM_KERNEL),
                        (INITRD, protocol.PARAM_INITRD),
                        (CMDLINE, protocol.PARAM_CMDLINE)):

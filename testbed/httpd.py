@@ -28,6 +28,7 @@ proxy request is refused.
 
 import functools
 import http.server
+import sys
 import threading
 import urllib.parse
 
@@ -57,6 +58,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             tb_node.append_line(self.log_path, format % args)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    log_path = None
+
+    def handle_error(self, request, client_address):
+        # A node powered off mid-download resets its connections; that is
+        # part of a deploy, not a server error worth a traceback.
+        if self.log_path:
+            tb_node.append_line(self.log_path, 'error serving %s: %r' % (
+                client_address, sys.exc_info()[1]))
+
+
 class HttpServer(object):
     """Serves ``root`` on 127.0.0.1:``port`` until :meth:`stop`.
 
@@ -67,9 +80,9 @@ class HttpServer(object):
         handler = type('Handler', (_Handler,), {
             'log_path': log_path,
             'proxied_netloc': '%s:%d' % (tb_node.HOST_ALIAS, port)})
-        self._server = http.server.ThreadingHTTPServer(
-            ('127.0.0.1', port), functools.partial(handler, directory=root))
-        self._server.daemon_threads = True
+        self._server = _Server(('127.0.0.1', port),
+                               functools.partial(handler, directory=root))
+        self._server.log_path = log_path
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={'poll_interval': 0.2},

@@ -122,7 +122,6 @@ class IronicService(object):
                 'enabled_rescue_interfaces': 'no-rescue',
                 'enabled_firmware_interfaces': 'no-firmware',
                 'enabled_storage_interfaces': 'noop',
-                'force_raw_images': 'False',
             },
             'api': {
                 'host_ip': '127.0.0.1',

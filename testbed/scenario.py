@@ -230,7 +230,10 @@ class Testbed(object):
 
     def instance_info_args(self, image):
         path = getattr(self.images, image)
+        # Raw images are streamed to the disk by the agent only when it is
+        # told they are raw; otherwise it stages them in its RAM disk.
         args = ['--instance-info', 'image_source=%s' % file_url(path),
+                '--instance-info', 'image_disk_format=raw',
                 '--instance-info', 'image_checksum=%s' % (
                     self.images.checksums[image])]
         # Ironic 39 cannot tell the type of a file:// image by itself
@@ -271,8 +274,12 @@ class Testbed(object):
         probe.start()
         try:
             self.baremetal('node', 'deploy', self.node_uuid, parse=False)
-            state = self._wait_for_state(('active', 'deploy failed'),
-                                         timeout)
+            try:
+                state = self._wait_for_state(('active', 'deploy failed'),
+                                             timeout)
+            except TimeoutError as exc:
+                result.error = str(exc)
+                state = None
             result.active = time.monotonic() if state == 'active' else None
             if state == 'active':
                 # The instance may come up after Ironic says active (with
@@ -295,18 +302,24 @@ class Testbed(object):
             if state in targets:
                 return state
             time.sleep(1)
-        raise TimeoutError('node not in %s after %ss (now %s)' % (
-            targets, timeout, state))
+        raise TimeoutError('node not in %s after %ss (still %s)' % (
+            ', '.join(targets), timeout, state))
 
     def undeploy(self, timeout=UNDEPLOY_TIMEOUT):
         self.baremetal('node', 'undeploy', self.node_uuid, '--wait',
                        str(timeout), parse=False, timeout=timeout + 60)
 
-    def recover(self):
-        """Back to ``available`` after a failed deploy, for the next one."""
+    def recover(self, timeout=UNDEPLOY_TIMEOUT):
+        """Back to ``available`` after any deploy, for the next one."""
         state = self.api_node()['provision_state']
+        if state == 'deploying':
+            state = self._wait_for_state(('wait call-back', 'active',
+                                          'deploy failed'), timeout)
+        if state == 'wait call-back':
+            self.baremetal('node', 'abort', self.node_uuid, parse=False)
+            state = self._wait_for_state(('deploy failed',), timeout)
         if state in ('active', 'deploy failed'):
-            self.undeploy()
+            self.undeploy(timeout)
 
     def logs_tail(self):
         """The ends of every log, for a failure message."""

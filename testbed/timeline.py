@@ -102,6 +102,8 @@ class DeployResult:
     power_actions_after_handoff: list = dataclasses.field(
         default_factory=list)
     instance_cmdline: str = None
+    # Set when the deploy did not finish in time.
+    error: str = None
 
     @property
     def provision_state(self):
@@ -178,8 +180,8 @@ class DeployResult:
         rec = self.kexec_record or {}
         return '\n'.join([
             '%s: %s%s' % (self.label, self.provision_state,
-                          ' (%s)' % self.last_error if self.last_error
-                          else ''),
+                          ' (%s)' % (self.error or self.last_error)
+                          if self.error or self.last_error else ''),
             '  firmware runs: %d in the deploy, %d after the handoff' % (
                 self.firmware_runs, self.firmware_runs_after_handoff),
             '  power actions after the handoff: %s' % (

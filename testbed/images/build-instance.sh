@@ -62,6 +62,7 @@ log "kernel and boot loaders"
 mount_chroot "$root"
 mount --bind "$DEB_CACHE" "$root/var/cache/apt/archives"
 in_root apt-get update -qq
+# shellcheck disable=SC2046  # one word per package
 in_root apt-get install -y -q --no-install-recommends \
     $(package_list "$HERE/instance-boot-packages.txt" | tr ',' ' ')
 in_root apt-get download -q busybox-static
@@ -141,13 +142,18 @@ make_rootfs "$out/partition.img.tmp" "$(new_uuid)"
 
 log "whole-disk image (GRUB)"
 make_disk "$out/whole-disk.img.tmp"
-make_rootfs "${LOOP}p1" "$(new_uuid)"
+uuid=$(new_uuid)
+make_rootfs "${LOOP}p1" "$uuid"
 mount "${LOOP}p1" "$mnt"
-mount_chroot "$mnt"
+mount_chroot_private_dev "$mnt" "$LOOP" "${LOOP}p1"
+# Without this link (udev makes it on a real system) grub-mkconfig writes
+# root=/dev/loopNp1 instead of root=UUID=.
+mkdir -p "$mnt/dev/disk/by-uuid"
+ln -s "../../$(basename "${LOOP}p1")" "$mnt/dev/disk/by-uuid/$uuid"
 chroot "$mnt" grub-install --target=i386-pc "$LOOP"
 chroot "$mnt" update-grub
 rm -f "$mnt/boot/grub/device.map"
-grep -q 'console=ttyS0' "$mnt/boot/grub/grub.cfg"
+grep -q "root=UUID=$uuid .*console=ttyS0" "$mnt/boot/grub/grub.cfg"
 release_disk
 
 log "no-kernel disk image (extlinux)"
@@ -163,7 +169,7 @@ rm -rf "$mnt/boot/grub" "$mnt"/vmlinuz* "$mnt"/initrd.img* \
 install -d "$mnt/boot/extlinux"
 sed "s/@ROOT_UUID@/$uuid/" "$inst/extlinux.conf" \
     > "$mnt/boot/extlinux/extlinux.conf"
-mount_chroot "$mnt"
+mount_chroot_private_dev "$mnt" "$LOOP" "${LOOP}p1"
 chroot "$mnt" extlinux --install /boot/extlinux
 dd if="$mnt/usr/lib/syslinux/mbr/mbr.bin" of="$LOOP" bs=440 count=1 \
     conv=notrunc status=none

@@ -51,6 +51,26 @@ mount_chroot() {
     done
 }
 
+# Like mount_chroot, but with a private /dev holding the usual character
+# devices and the given block devices only: what a build does there (udev's
+# /dev/disk/by-uuid links, which grub-mkconfig wants) stays off the host.
+mount_chroot_private_dev() {
+    local root=$1 fs node
+    shift
+    for fs in proc sys; do
+        mkdir -p "$root/$fs"
+        mount --bind "/$fs" "$root/$fs"
+        CHROOT_MOUNTS=("$root/$fs" "${CHROOT_MOUNTS[@]}")
+    done
+    mkdir -p "$root/dev"
+    mount -t tmpfs -o mode=0755,size=1m tmpfs "$root/dev"
+    CHROOT_MOUNTS=("$root/dev" "${CHROOT_MOUNTS[@]}")
+    for node in /dev/null /dev/zero /dev/full /dev/random /dev/urandom \
+            "$@"; do
+        cp -a "$node" "$root/dev/"
+    done
+}
+
 umount_chroot() {
     local m
     for m in "${CHROOT_MOUNTS[@]}"; do

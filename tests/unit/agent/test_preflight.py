@@ -18,7 +18,6 @@ import stat
 import tempfile
 
 import fixtures
-
 from ironic_python_agent.tests.unit import base
 
 from ipa_kexec import errors

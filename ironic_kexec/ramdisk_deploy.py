@@ -1,0 +1,280 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The ``ramdisk-kexec`` deploy interface: diskless deploys.
+
+The ``ramdisk`` deploy, except that when an agent is already running on
+the node (fast track), it downloads the instance's kernel and ramdisk from
+the conductor's HTTP root and kexecs into them, instead of the node being
+power cycled into a network boot of the same files. The boot interface is
+prepared exactly as for the ``ramdisk`` deploy, so that any later reboot
+network-boots the instance as usual. Whenever kexec is not possible the
+stock step runs unchanged, unless the mode is ``required``.
+"""
+
+import os
+import time
+
+from ironic.common import checksum_utils
+from ironic.common import metrics_utils
+from ironic.common import pxe_utils
+from ironic.common import states
+from ironic.conductor import task_manager
+from ironic.conductor import utils as manager_utils
+from ironic.conf import CONF
+from ironic.drivers import base
+from ironic.drivers.modules import agent_base
+from ironic.drivers.modules import deploy_utils
+from ironic.drivers.modules import ramdisk
+from ironic.drivers import utils as driver_utils
+from oslo_log import log
+
+from ironic_kexec import agent_client
+from ironic_kexec import conf as kexec_conf
+from ironic_kexec import handover
+from ironic_kexec import policy
+from ironic_kexec import protocol
+from ironic_kexec import ramdisk_boot_option
+from ironic_kexec import record
+
+LOG = log.getLogger(__name__)
+
+METRICS = metrics_utils.get_metrics_logger(__name__)
+
+# Stevedore imports this module only when the interface (or a hardware
+# type listing it) is loaded: only then do the boot interfaces need to
+# see ramdisk-kexec nodes as ramdisk deploys.
+ramdisk_boot_option.install()
+
+CHECKSUM_ALGO = 'sha256'
+
+# The words the boot_ramdisk entry of Ironic's PXE, iPXE and GRUB
+# templates puts before pxe_append_params and ramdisk_opts. The
+# template's initrd= is left out: it names an iPXE image, kexec passes
+# the initrd itself.
+_RAMDISK_CMDLINE_PREFIX = ('root=/dev/ram0', 'text')
+
+_KERNEL = 'kernel'
+_RAMDISK = 'ramdisk'
+
+
+def _not_applicable(message):
+    return handover.KexecNotDone(protocol.REASON_NOT_APPLICABLE, message)
+
+
+def _served_over_http(task):
+    # Only boot interfaces using iPXE put the instance kernel and ramdisk
+    # in [deploy]http_root and point the boot configuration at
+    # [deploy]http_url; the others cache them in the TFTP root or build
+    # an ISO from them, which the agent cannot fetch by URL.
+    return bool(getattr(task.driver.boot, 'ipxe_enabled', False)
+                and CONF.deploy.http_url and CONF.deploy.http_root)
+
+
+def instance_cmdline(pxe_options):
+    """The kernel command line of the instance in Ironic's boot config.
+
+    :param pxe_options: the result of ``pxe_utils.build_pxe_config_options``
+        for the instance (``service=True``), as the boot interface renders
+        its template with.
+    """
+    parts = list(_RAMDISK_CMDLINE_PREFIX)
+    for key in ('pxe_append_params', 'ramdisk_opts'):
+        value = (pxe_options.get(key) or '').strip()
+        if value:
+            parts.append(value)
+    return ' '.join(parts)
+
+
+def load_params(task, timings):
+    """The parameters of ``kexec.load`` for a diskless deploy.
+
+    The URLs, command line and files are those the boot interface's
+    ``prepare_instance`` just used for the node's network boot, computed
+    with the same Ironic helpers; the checksums are computed here from the
+    cached files.
+
+    :param task: a TaskManager instance, the boot interface prepared.
+    :param timings: a dict, gets the seconds spent under 'checksum'.
+    :raises: KexecNotDone (not_applicable) if the files are not where the
+        agent can fetch them.
+    """
+    node = task.node
+    image_info = pxe_utils.get_instance_image_info(task, ipxe_enabled=True)
+    if not (image_info.get(_KERNEL) and image_info.get(_RAMDISK)):
+        raise _not_applicable('the boot interface has no instance kernel '
+                              'and ramdisk to boot for this deploy')
+    pxe_options = pxe_utils.build_pxe_config_options(
+        task, image_info, service=True, ipxe_enabled=True)
+
+    start = time.monotonic()
+    sums = {}
+    sizes = []
+    try:
+        for label in (_KERNEL, _RAMDISK):
+            path = image_info[label][1]
+            sums[label] = checksum_utils.compute_image_checksum(
+                path, algorithm=CHECKSUM_ALGO)
+            sizes.append(os.path.getsize(path))
+    except OSError as e:
+        raise _not_applicable('the cached instance %s of node %s cannot be '
+                              'read: %s' % (label, node.uuid, e))
+    finally:
+        timings['checksum'] = time.monotonic() - start
+
+    params = policy.common_load_params(node)
+    params.update({
+        # The URLs the boot configuration points at.
+        protocol.PARAM_KERNEL_URL: pxe_options['aki_path'],
+        protocol.PARAM_INITRD_URL: pxe_options['ari_path'],
+        protocol.PARAM_KERNEL_CHECKSUM: sums[_KERNEL],
+        protocol.PARAM_INITRD_CHECKSUM: sums[_RAMDISK],
+        protocol.PARAM_CHECKSUM_ALGO: CHECKSUM_ALGO,
+        # The exact sizes are known: the agent needs room for no more.
+        protocol.PARAM_MAX_SIZE: max(sizes),
+        protocol.PARAM_CMDLINE: instance_cmdline(pxe_options),
+    })
+    return params
+
+
+class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
+    """The ramdisk deploy, booted by kexec from a running agent."""
+
+    def get_properties(self):
+        props = super().get_properties().copy()
+        props.update(policy.PROPERTIES)
+        return props
+
+    @METRICS.timer('RamdiskKexecDeploy.validate')
+    def validate(self, task):
+        super().validate(task)
+        policy.validate(task.node)
+
+    @METRICS.timer('RamdiskKexecDeploy.prepare')
+    @task_manager.require_exclusive_lock
+    def prepare(self, task):
+        node = task.node
+        if (node.provision_state != states.DEPLOYING
+                or policy.get_mode(node) == kexec_conf.MODE_DISABLED
+                or not manager_utils.is_fast_track(task)):
+            return super().prepare(task)
+
+        # RamdiskDeploy.prepare without its power off: the running agent
+        # is what deploy will kexec from.
+        LOG.debug('The agent of node %s is alive, keeping it running for '
+                  'kexec', node.uuid)
+        deploy_utils.populate_storage_driver_internal_info(task)
+        task.driver.network.validate(task)
+        task.driver.storage.attach_volumes(task)
+        self._resolve_image_info_from_glance(task)
+
+    @METRICS.timer('RamdiskKexecDeploy.deploy')
+    @base.deploy_step(priority=100)
+    @task_manager.require_exclusive_lock
+    def deploy(self, task):
+        """Boot the instance kernel and ramdisk by kexec from the agent.
+
+        Falls back to the stock deploy (power off, network boot) when
+        kexec is not possible, or fails the deploy in ``required`` mode.
+
+        :param task: a TaskManager object containing the node
+        """
+        node = task.node
+        record.clear(node)
+        mode = policy.get_mode(node)
+        skip = self._reason_to_skip(task, mode)
+        if skip is not None:
+            return self._fall_back(task, mode, *skip)
+
+        if ('configdrive' in node.instance_info
+                and 'ramdisk_boot_configdrive' not in
+                task.driver.boot.capabilities):
+            LOG.warning('A configuration drive is present in the ramdisk '
+                        'deployment request of node %(node)s with boot '
+                        'interface %(drv)s. The configuration drive will be '
+                        'ignored for this deployment.',
+                        {'node': node.uuid,
+                         'drv': node.get_interface('boot')})
+        # As the stock deploy: caches the instance kernel and ramdisk in
+        # the HTTP root, writes the boot configuration and makes the
+        # network boot persistent, so that any later reboot boots the
+        # instance again. It also tells what to kexec.
+        pass
+
+        client = agent_client.get_client(task)
+        timings = {}
+        entry = None
+        agent_timings = None
+        try:
+            params = load_params(task, timings)
+            result = handover.load(task, client, params, timings)
+            entry = record.entry_from_result(result)
+            agent_timings = result.get('timings')
+            if CONF.agent.deploy_logs_collect == 'always':
+                # Now or never: the agent is about to go away.
+                driver_utils.collect_ramdisk_logs(node)
+            handover.execute(task, client, timings)
+        except handover.KexecNotDone as e:
+            return self._fall_back(task, mode, e.reason, e.message,
+                                   entry=entry, timings=timings,
+                                   agent_timings=agent_timings)
+
+        # What a power off would wipe: the agent, its URL and token are
+        # gone, whatever heartbeats next is a new agent.
+        manager_utils.wipe_internal_info_on_power_off(node)
+        record.kexec(node, mode, entry, timings, agent_timings)
+
+        # As the stock deploy, after the agent is gone (it needed the
+        # provisioning network to download).
+        with manager_utils.power_state_for_network_configuration(task):
+            task.driver.network.configure_tenant_networks(task)
+        LOG.info('Deployment setup for node %s done', node.uuid)
+        return None
+
+    def _reason_to_skip(self, task, mode):
+        skip = policy.reason_to_skip(task, mode)
+        if skip is not None:
+            return skip
+        node = task.node
+        if node.instance_info.get('boot_iso'):
+            return (protocol.REASON_NOT_APPLICABLE,
+                    'instance_info/boot_iso is set: an ISO is booted by the '
+                    'firmware, not by a kernel')
+        if not _served_over_http(task):
+            return (protocol.REASON_NOT_APPLICABLE,
+                    'boot interface "%s" does not serve the instance kernel '
+                    'from [deploy]http_root' % node.get_interface('boot'))
+        if not manager_utils.is_fast_track(task):
+            return (protocol.REASON_NO_AGENT,
+                    'no live agent: fast track is off or the agent did not '
+                    'heartbeat within [deploy]fast_track_timeout')
+        return None
+
+    def _fall_back(self, task, mode, reason, message, entry=None,
+                   timings=None, agent_timings=None):
+        node = task.node
+        if mode == kexec_conf.MODE_REQUIRED:
+            record.failed(node, mode, reason, message, entry, timings,
+                          agent_timings)
+            msg = ('kexec is required for node %(node)s but not possible '
+                   '(%(reason)s): %(msg)s' %
+                   {'node': node.uuid, 'reason': reason, 'msg': message})
+            agent_base.log_and_raise_deployment_error(task, msg)
+
+        record.fallback(node, mode, reason, message, entry, timings,
+                        agent_timings)
+        # The stock deploy powers the node off through the BMC, never
+        # through the agent: this also stops an agent that was told to
+        # kexec and did not (execute_failed), with no race. Preparing the
+        # boot interface again is harmless: its files and configuration
+        # are kept when they exist.
+        return super().deploy(task)
