@@ -23,28 +23,29 @@ from ironic.drivers import redfish
 from ironic_kexec import deploy
 from ironic_kexec import ramdisk_deploy
 
-# The kexec deploy interfaces, in order of preference. They come before
-# the stock ones, so that a node of these types without an explicit
-# deploy_interface (and no [DEFAULT]default_deploy_interface) gets kexec
-# when it is enabled: choosing the type is choosing kexec, and its "auto"
-# mode falls back to the stock power cycle, so this default cannot make a
-# deploy fail that "direct" would have completed. Nodes that need another
-# interface (ramdisk, anaconda, ...) set it, as on the stock types.
-KEXEC_DEPLOY_INTERFACES = [
-    deploy.KexecDeploy,
-    ramdisk_deploy.RamdiskKexecDeploy,
-]
+# The disk deploy with kexec comes before the stock interfaces, so that a
+# node of these types without an explicit deploy_interface (and no
+# [DEFAULT]default_deploy_interface) gets it when it is enabled: choosing
+# the type is choosing kexec, and its "auto" mode falls back to the stock
+# power cycle, so this default cannot make a deploy fail that "direct"
+# would have completed. The diskless one comes last: it needs a ramdisk
+# instance, so it must never become the default of a node that did not
+# ask for it.
+PREFERRED_DEPLOY_INTERFACES = [deploy.KexecDeploy]
+EXTRA_DEPLOY_INTERFACES = [ramdisk_deploy.RamdiskKexecDeploy]
+KEXEC_DEPLOY_INTERFACES = PREFERRED_DEPLOY_INTERFACES + EXTRA_DEPLOY_INTERFACES
 
 
 class KexecDeployMixin(object):
-    """Puts the kexec deploy interfaces first in the supported list."""
+    """Adds the kexec deploy interfaces to a stock hardware type."""
 
     @property
     def supported_deploy_interfaces(self):
         """List of supported deploy interfaces."""
-        return KEXEC_DEPLOY_INTERFACES + [
-            iface for iface in super().supported_deploy_interfaces
-            if iface not in KEXEC_DEPLOY_INTERFACES]
+        stock = [iface for iface in super().supported_deploy_interfaces
+                 if iface not in KEXEC_DEPLOY_INTERFACES]
+        return (PREFERRED_DEPLOY_INTERFACES + stock
+                + EXTRA_DEPLOY_INTERFACES)
 
 
 class IPMIKexecHardware(KexecDeployMixin, ipmi.IPMIHardware):

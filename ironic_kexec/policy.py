@@ -22,7 +22,9 @@ Kernel parameters are appended, never replaced, in the order
 occurrence of most parameters, so the more specific value wins. The
 ``kernel_append_params`` of driver_info and instance_info are not used:
 they are the agent ramdisk's (or a ramdisk deploy's) parameters, not
-those of a kernel installed in the image.
+those of a kernel installed in the image. (A ``ramdisk-kexec`` deploy gets
+them through the command line Ironic builds for its network boot, see
+``ironic_kexec.ramdisk_deploy``.)
 """
 
 from ironic.common import exception

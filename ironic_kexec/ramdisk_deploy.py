@@ -208,7 +208,7 @@ class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
         # the HTTP root, writes the boot configuration and makes the
         # network boot persistent, so that any later reboot boots the
         # instance again. It also tells what to kexec.
-        pass
+        task.driver.boot.prepare_instance(task)
 
         client = agent_client.get_client(task)
         timings = {}

@@ -21,6 +21,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 
 from ironic_kexec import deploy
 from ironic_kexec import hardware
+from ironic_kexec import ramdisk_deploy
 from tests.unit.conductor import base
 
 
@@ -40,14 +41,27 @@ class HardwareTypeTestCase(base.KexecTestCase):
                 (hardware.IPMIKexecHardware, ipmi.IPMIHardware),
                 (hardware.RedfishKexecHardware, redfish.RedfishHardware)):
             ours, stock = kexec_type(), stock_type()
-            self.assertEqual(deploy.KexecDeploy,
-                             ours.supported_deploy_interfaces[0])
-            self.assertEqual(stock.supported_deploy_interfaces,
-                             ours.supported_deploy_interfaces[1:])
+            self.assertEqual(
+                [deploy.KexecDeploy] + stock.supported_deploy_interfaces
+                + [ramdisk_deploy.RamdiskKexecDeploy],
+                ours.supported_deploy_interfaces)
             self.assertEqual(stock.supported_power_interfaces,
                              ours.supported_power_interfaces)
             self.assertEqual(stock.supported_management_interfaces,
                              ours.supported_management_interfaces)
+
+    def test_ramdisk_kexec_is_never_the_default(self):
+        self.config(enabled_deploy_interfaces=['direct', 'ramdisk-kexec'])
+        node = self.node(driver='ipmi-kexec', deploy_interface=None)
+        driver_factory.check_and_update_node_interfaces(node)
+        self.assertEqual('direct', node.deploy_interface)
+
+    def test_kexec_is_the_default_when_enabled(self):
+        self.config(enabled_deploy_interfaces=['direct', 'kexec',
+                                               'ramdisk-kexec'])
+        node = self.node(driver='ipmi-kexec', deploy_interface=None)
+        driver_factory.check_and_update_node_interfaces(node)
+        self.assertEqual('kexec', node.deploy_interface)
 
     def test_entry_points(self):
         self.assertIsInstance(driver_factory.get_hardware_type('ipmi-kexec'),
