@@ -215,6 +215,10 @@ class QemuBmc(ipmi_bmc.Bmc):
     def _reap(self, process):
         rc = process.wait()
         self.log('QEMU pid %d exited with %s' % (process.pid, rc))
+        if rc > 0:
+            # QEMU refused to start or died: say why, in the BMC's log.
+            self.log('QEMU said: %s' % tb_node.tail(
+                self.spec.qemu_log, 3).strip().replace('\n', ' | '))
         tb_node.append_line(self.spec.serial_log, '%s QEMU exited (%s)'
                             % (tb_node.TESTBED_MARK, rc))
 

@@ -45,6 +45,9 @@ SUITE = 'bookworm'
 DEFAULT_MIRROR = 'http://deb.debian.org/debian'
 CHECKSUM_ALGO = 'sha256'
 LOG_TAIL_LINES = 60
+# Image sets kept per kind (the one in use and the newest others): every
+# change to the agent's sources gives a new ramdisk, old ones go.
+KEEP_PER_SET = 3
 
 # The project files the agent ramdisk's ironic-kexec wheel is built from:
 # the agent extension and the wire protocol it shares with the conductor.
@@ -59,7 +62,7 @@ PROJECT_FILES = (
     'ironic_kexec/protocol.py',
 )
 PROJECT_TREES = ('ipa_kexec',)
-ELEMENT_SCRIPT = 'elements/ironic-kexec/install.d/60-ironic-kexec-install'
+ELEMENT_SCRIPT = 'elements/ironic-kexec/install.d/80-ironic-kexec-install'
 
 
 class ImageSet(object):
@@ -362,6 +365,18 @@ def _load(image_set, directory):
     return paths, checksums
 
 
+def _prune(images_dir, wanted):
+    """Removes all but the newest complete image sets of each kind."""
+    for image_set, keep in wanted.items():
+        done = glob.glob(os.path.join(images_dir, '%s-*' % image_set.name,
+                                      'checksums.json'))
+        others = sorted((os.path.dirname(p) for p in done
+                         if os.path.dirname(p) != keep),
+                        key=os.path.getmtime, reverse=True)
+        for old in others[KEEP_PER_SET - 1:]:
+            _remove_tree(old)
+
+
 def ensure_images(cache_dir=None):
     """Builds the missing images and returns an :class:`Images`.
 
@@ -421,6 +436,7 @@ def ensure_images(cache_dir=None):
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait()
+        _prune(images_dir, wanted)
         paths = {}
         checksums = {}
         for image_set, directory in wanted.items():

@@ -26,12 +26,15 @@ Usage::
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 
+import testbed
 from testbed import httpd
 from testbed import ironic_service
 from testbed import node as tb_node
@@ -106,7 +109,13 @@ class Testbed(object):
 
         node_dir = os.path.join(self.workdir, 'node')
         os.makedirs(node_dir, exist_ok=True)
-        disk = os.path.join(node_dir, 'disk.img')
+        # The node's disk is no artifact (a GiB once deployed): it lives in
+        # the cache and goes with the testbed.
+        disks = os.path.join(testbed.cache_dir(), 'nodes')
+        os.makedirs(disks, exist_ok=True)
+        disk_dir = tempfile.mkdtemp(prefix='disk-', dir=disks)
+        self._stack.append(lambda: shutil.rmtree(disk_dir, True))
+        disk = os.path.join(disk_dir, 'disk.img')
         with open(disk, 'wb') as f:
             f.truncate(DISK_SIZE)
         self.spec = tb_node.NodeSpec(

@@ -186,8 +186,10 @@ class DeployResult:
                 self.firmware_runs, self.firmware_runs_after_handoff),
             '  power actions after the handoff: %s' % (
                 '; '.join(self.power_actions_after_handoff) or 'none'),
-            '  kexec record: path=%s reason=%s' % (rec.get('path'),
-                                                   rec.get('reason')),
+            '  kexec record: path=%s reason=%s%s' % (
+                rec.get('path'), rec.get('reason'),
+                ' (left by an earlier deploy: this one did not use kexec)'
+                if rec and 'kexec' not in self.deploy_interface else ''),
         ])
 
 

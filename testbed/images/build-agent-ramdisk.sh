@@ -37,12 +37,15 @@ in_root() {
 log "kernel"
 in_root apt-get update -qq
 abi=$(kernel_abi "$root")
-deb=$(ls "$DEB_CACHE"/linux-image-"$abi"_*.deb 2>/dev/null | head -n1 || true)
-if [ -z "$deb" ]; then
+shopt -s nullglob
+debs=("$DEB_CACHE/linux-image-${abi}_"*.deb)
+if [ ${#debs[@]} -eq 0 ]; then
     in_root sh -c "cd /tmp && apt-get download -q linux-image-$abi"
-    cp "$root"/tmp/linux-image-"$abi"_*.deb "$DEB_CACHE/"
-    deb=$(ls "$DEB_CACHE"/linux-image-"$abi"_*.deb | head -n1)
+    cp "$root/tmp/linux-image-${abi}_"*.deb "$DEB_CACHE/"
+    debs=("$DEB_CACHE/linux-image-${abi}_"*.deb)
 fi
+shopt -u nullglob
+deb=${debs[0]}
 # Unpacked rather than installed (installing runs initramfs-tools, whose
 # initramfs this ramdisk does not need), and aside: the package's /lib
 # would replace the root's merged-/usr symlink.
@@ -51,14 +54,10 @@ cp "$work/kernel/boot/vmlinuz-$abi" "$out/agent.kernel.tmp"
 mkdir -p "$root/usr/lib/modules"
 cp -a "$work/kernel/lib/modules/$abi" "$root/usr/lib/modules/"
 rm -rf "$work/kernel"
-# Drivers no virtual (or usual server) node has; they would only make the
-# ramdisk slower to load under TCG.
-moddir="$root/lib/modules/$abi/kernel"
-rm -rf "$moddir"/drivers/{gpu,media,infiniband,staging,iio,isdn} \
-    "$moddir"/drivers/net/{wireless,ethernet,can,usb,wwan} \
-    "$moddir"/drivers/{bluetooth,input/touchscreen,usb/gadget} \
-    "$moddir"/sound "$moddir"/net/{wireless,mac80211,bluetooth}
-depmod -b "$root" "$abi"
+# Only the modules the ramdisk lists, and what they need: the other 170 MiB
+# of modules would only make the ramdisk slower to fetch and unpack.
+keep_only_modules "$root" "$abi" "$work" "$TESTBED/ramdisk/modules" \
+    "$TESTBED/ramdisk/modules-extra"
 
 log "ironic-python-agent $ipa_version"
 mkdir -p "$root/tmp/wheels"
@@ -68,17 +67,25 @@ in_root "$venv/bin/pip" install -q --no-cache-dir --no-index \
     --find-links /tmp/wheels "ironic-python-agent==$ipa_version"
 
 log "ipa_kexec, by the ironic-kexec element's install script"
-cp "$repo/elements/ironic-kexec/install.d/60-ironic-kexec-install" \
+cp "$repo/elements/ironic-kexec/install.d/80-ironic-kexec-install" \
     "$root/tmp/"
 in_root env IPA_KEXEC_VENV="$venv" \
     IPA_KEXEC_SOURCE="/tmp/wheels/$project_wheel" \
     IPA_KEXEC_WHEELHOUSE=/tmp/wheels \
-    bash /tmp/60-ironic-kexec-install
-rm -f "$root/tmp/60-ironic-kexec-install"
+    bash /tmp/80-ironic-kexec-install
+rm -f "$root/tmp/80-ironic-kexec-install"
 umount "$root/tmp/wheels"
 rmdir "$root/tmp/wheels"
 ln -sf "$venv/bin/ironic-python-agent" "$root/usr/local/bin/"
-in_root "$venv/bin/python" -c 'import ipa_kexec, ironic_python_agent'
+# The agent finds the extension through this entry point: load it as the
+# agent would, so that a missing module fails the build, not a deploy.
+in_root "$venv/bin/python" -c '
+from importlib import metadata
+from ironic_python_agent import agent  # noqa: registers the options
+found = [e.load() for e in metadata.entry_points(
+    group="ironic_python_agent.extensions") if e.name == "kexec"]
+assert found, "no kexec agent extension entry point"
+print("agent extension:", found[0])'
 
 log "init"
 install -m 0755 "$TESTBED/ramdisk/init" "$root/init"

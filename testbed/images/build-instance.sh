@@ -23,7 +23,7 @@ work="$out/work"
 root="$work/root"
 mnt="$work/mnt"
 LOOP=
-DISK_MIB=${DISK_MIB:-1024}
+DISK_MIB=${DISK_MIB:-768}
 
 cleanup() {
     umount_chroot
@@ -74,8 +74,12 @@ in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer \
     e2scrub_reap.service systemd-networkd-wait-online.service
 umount_chroot
 
-abi=$(basename "$(ls "$root"/boot/vmlinuz-* | head -n1)")
-abi=${abi#vmlinuz-}
+kernels=("$root"/boot/vmlinuz-*)
+abi=${kernels[0]##*/vmlinuz-}
+# A smaller image is faster to download and write on every deploy; the
+# instance keeps what its initramfs loads and what a QEMU node uses.
+keep_only_modules "$root" "$abi" "$work" "$inst/initramfs-modules" \
+    "$inst/modules"
 cp "$root/boot/vmlinuz-$abi" "$out/partition.kernel.tmp"
 cp "$root/boot/initrd.img-$abi" "$out/partition.initramfs.tmp"
 trim_root "$root"

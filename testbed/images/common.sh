@@ -86,6 +86,27 @@ kernel_abi() {
         sed -n 's/.*Depends: linux-image-\(.*\)$/\1/p' | head -n1
 }
 
+# Removes every kernel module but the ones the lists (files, one module a
+# line) name and their dependencies; fails when virtio_net is not kept.
+keep_only_modules() {
+    local root=$1 abi=$2 work=$3
+    shift 3
+    depmod -b "$root" "$abi"
+    sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$@" |
+        xargs modprobe -a -d "$root" -S "$abi" --show-depends \
+        > "$work/modules.deps"
+    sed -n 's/^insmod \([^ ]*\).*/\1/p' "$work/modules.deps" |
+        sed "s|^$root||" | sort -u > "$work/modules.keep"
+    grep -q '/virtio_net\.ko$' "$work/modules.keep"
+    log "keeping $(wc -l < "$work/modules.keep") kernel modules"
+    # (Paths as modprobe prints them: through the /lib symlink.)
+    (cd "$root" && find "lib/modules/$abi/kernel/" -name '*.ko' |
+        sed 's|^|/|' | sort) | comm -23 - "$work/modules.keep" |
+        sed "s|^|$root|" | xargs rm -f
+    find "$root/lib/modules/$abi/kernel/" -type d -empty -delete
+    depmod -b "$root" "$abi"
+}
+
 # Removes what no image needs at runtime.
 trim_root() {
     local root=$1

@@ -31,7 +31,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 ELEMENT = os.path.join(REPO, 'elements', 'ironic-kexec')
-INSTALL = os.path.join(ELEMENT, 'install.d', '60-ironic-kexec-install')
+INSTALL = os.path.join(ELEMENT, 'install.d', '80-ironic-kexec-install')
 CACHE = os.path.join(
     os.environ.get('IRONIC_KEXEC_CACHE')
     or os.path.join(os.path.expanduser('~'), '.cache', 'ironic-kexec'),

@@ -220,7 +220,7 @@ class PluginTestCase(unittest.TestCase):
             os.path.realpath(os.path.join(REPO, 'elements', 'ironic-kexec')),
             os.path.realpath(link))
         self.assertTrue(os.path.isfile(os.path.join(
-            link, 'install.d', '60-ironic-kexec-install')))
+            link, 'install.d', '80-ironic-kexec-install')))
         self.assertEqual(os.path.join(self.dest, 'ironic-kexec'),
                          left['DIB_REPOLOCATION_ironic_kexec'])
         self.assertEqual('HEAD', left['DIB_REPOREF_ironic_kexec'])
