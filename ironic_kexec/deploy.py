@@ -62,6 +62,14 @@ class KexecDeploy(agent.AgentDeploy):
             record.clear(task.node)
         super().prepare(task)
 
+    @METRICS.timer('KexecDeploy.tear_down')
+    @task_manager.require_exclusive_lock
+    def tear_down(self, task):
+        # The record belongs to the instance going away; a later deploy
+        # through another interface must not show it as its own.
+        record.clear(task.node)
+        return super().tear_down(task)
+
     @METRICS.timer('KexecDeploy.tear_down_agent')
     @base.deploy_step(priority=40)
     @task_manager.require_exclusive_lock

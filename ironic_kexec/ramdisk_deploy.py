@@ -177,6 +177,13 @@ class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
         task.driver.storage.attach_volumes(task)
         self._resolve_image_info_from_glance(task)
 
+    @METRICS.timer('RamdiskKexecDeploy.tear_down')
+    @task_manager.require_exclusive_lock
+    def tear_down(self, task):
+        # As for the disk interface: the record leaves with the instance.
+        record.clear(task.node)
+        return super().tear_down(task)
+
     @METRICS.timer('RamdiskKexecDeploy.deploy')
     @base.deploy_step(priority=100)
     @task_manager.require_exclusive_lock

@@ -161,6 +161,10 @@ class IronicService(object):
                 'image_download_source': 'http',
                 'deploy_logs_collect': 'never',
                 'command_timeout': '120',
+                # The node boots in legacy BIOS mode, so a partition image
+                # needs grub-install, which the agent refuses unless the
+                # conductor allows it (CVE-2026-43003 mitigation).
+                'enable_bios_bootloader_install': 'True',
             },
             'pxe': {
                 'tftp_root': os.path.join(self.workdir, 'tftpboot'),

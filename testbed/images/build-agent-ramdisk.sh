@@ -93,6 +93,7 @@ install -d "$root/etc/ironic-kexec-testbed"
 install -m 0755 "$TESTBED/ramdisk/udhcpc.script" \
     "$root/etc/ironic-kexec-testbed/"
 install -m 0644 "$TESTBED/ramdisk/modules" "$root/etc/ironic-kexec-testbed/"
+install -m 0755 "$TESTBED/ramdisk/poweroff" "$root/usr/local/sbin/poweroff"
 echo ironic-kexec-agent > "$root/etc/hostname"
 
 umount_chroot

@@ -438,6 +438,19 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.boot_instance(node)
         self.assertEqual([states.POWER_ON], self.bmc.actions)
 
+    def test_record_cleared_by_undeploy(self):
+        node = self.create_node(provision_state=states.DELETING,
+                                target_provision_state=states.AVAILABLE,
+                                driver_internal_info={'kexec': {
+                                    'path': record.PATH_KEXEC}})
+        with task_manager.acquire(self.context, node.uuid) as task:
+            with mock.patch.object(task.driver.boot, 'clean_up_instance',
+                                   autospec=True):
+                task.driver.deploy.tear_down(task)
+        node.refresh()
+        self.assertNotIn(record.KEY, node.driver_internal_info)
+        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+
     def test_record_kept_after_active(self):
         node = self.create_node(provision_state=states.ACTIVE,
                                 target_provision_state=None,

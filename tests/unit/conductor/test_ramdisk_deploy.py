@@ -475,6 +475,19 @@ class InterfaceTestCase(RamdiskKexecTestCase):
             self.assertEqual(option, deploy_utils.get_boot_option(node),
                              iface)
 
+    def test_record_cleared_by_undeploy(self):
+        node = self.create_node(provision_state=states.DELETING,
+                                target_provision_state=states.AVAILABLE,
+                                driver_internal_info={'kexec': {
+                                    'path': record.PATH_KEXEC}})
+        with task_manager.acquire(self.context, node.uuid) as task:
+            with mock.patch.object(task.driver.boot, 'clean_up_instance',
+                                   autospec=True):
+                task.driver.deploy.tear_down(task)
+        node.refresh()
+        self.assertNotIn(record.KEY, node.driver_internal_info)
+        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+
     def test_deploy_steps(self):
         node = self.create_node()
         with task_manager.acquire(self.context, node.uuid) as task:
