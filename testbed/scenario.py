@@ -53,6 +53,12 @@ USABLE_TIMEOUT = 300
 # Images of a whole disk versus a root filesystem (partition deploy).
 WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk')
 PARTITION_IMAGES = ('partition',)
+# A diskless instance: its kernel and initramfs, booted by the ramdisk
+# deploy interfaces.
+DISKLESS_IMAGES = ('diskless',)
+# How long ``provide`` may take: with automated cleaning it boots the
+# agent, about a minute under TCG, more on a busy machine.
+PROVIDE_TIMEOUT = 120
 
 
 class DeployFailed(Exception):
@@ -72,13 +78,19 @@ class Testbed(object):
     :param post_delay: seconds the virtual BMC holds a powered-on node
         before it runs (emulated power-on self-test).
     :param kexec_options: the plugin's ``[kexec]`` options for Ironic.
+    :param ironic_options: more ironic.conf options, {section: {name:
+        value}}, over the testbed's own (e.g. fast track, cleaning).
+    :param provide_timeout: seconds ``provide`` may take at enrolment.
     """
 
-    def __init__(self, workdir, images, post_delay=0.0, kexec_options=None):
+    def __init__(self, workdir, images, post_delay=0.0, kexec_options=None,
+                 ironic_options=None, provide_timeout=PROVIDE_TIMEOUT):
         self.workdir = os.path.abspath(workdir)
         self.images = images
         self.post_delay = post_delay
         self.kexec_options = kexec_options or {}
+        self.ironic_options = ironic_options or {}
+        self.provide_timeout = provide_timeout
         self.http = None
         self.bmc_process = None
         self.ironic = None
@@ -129,7 +141,8 @@ class Testbed(object):
             os.path.join(self.workdir, 'ironic'), self.api_port,
             self.http_port, self.agent_port,
             allowed_paths=self._image_dirs(),
-            kexec_options=self.kexec_options)
+            kexec_options=self.kexec_options,
+            extra_options=self.ironic_options)
         self.ironic.write_config()
 
         self.http = httpd.HttpServer(self.ironic.http_root, self.http_port,
@@ -178,7 +191,8 @@ class Testbed(object):
     def _image_dirs(self):
         paths = {os.path.dirname(os.path.abspath(getattr(self.images, a)))
                  for a in ('agent_kernel', 'agent_ramdisk', 'whole_disk',
-                           'partition', 'no_kernel_disk')
+                           'partition', 'no_kernel_disk',
+                           'instance_kernel', 'instance_ramdisk')
                  if getattr(self.images, a, None)}
         return sorted(paths)
 
@@ -233,11 +247,23 @@ class Testbed(object):
         self.baremetal('port', 'create', NODE_MAC, '--node', self.node_uuid)
         self.baremetal('node', 'manage', self.node_uuid, '--wait', '120',
                        parse=False)
-        self.baremetal('node', 'provide', self.node_uuid, '--wait', '120',
-                       parse=False)
+        self.baremetal('node', 'provide', self.node_uuid, '--wait',
+                       str(self.provide_timeout), parse=False,
+                       timeout=self.provide_timeout + 60)
         return self.node_uuid
 
     def instance_info_args(self, image):
+        if image in DISKLESS_IMAGES:
+            # What the ramdisk deploy boots; the console argument is what
+            # makes the instance's markers reach the serial log.
+            return [
+                '--instance-info', 'kernel=%s' % file_url(
+                    self.images.instance_kernel),
+                '--instance-info', 'ramdisk=%s' % file_url(
+                    self.images.instance_ramdisk),
+                '--instance-info',
+                'ramdisk_kernel_arguments=console=ttyS0,115200',
+            ]
         path = getattr(self.images, image)
         # Raw images are streamed to the disk by the agent only when it is
         # told they are raw; otherwise it stages them in its RAM disk.
@@ -329,6 +355,68 @@ class Testbed(object):
             state = self._wait_for_state(('deploy failed',), timeout)
         if state in ('active', 'deploy failed'):
             self.undeploy(timeout)
+
+    def agent_alive(self):
+        """Whether Ironic sees a live agent on the node (fast track)."""
+        node = self.api_node()
+        info = node.get('driver_internal_info') or {}
+        return (node.get('power_state') == 'power on'
+                and bool(info.get('agent_url'))
+                and bool(info.get('agent_last_heartbeat')))
+
+    def reboot(self, timeout=USABLE_TIMEOUT):
+        """``baremetal node reboot`` of the instance; a DeployResult.
+
+        The reboot request is the result's handoff: what follows it
+        (power actions, firmware runs, the instance's kernel) is counted
+        as after a deploy's handoff.
+        """
+        node = self.api_node()
+        result = timeline.DeployResult(
+            label='reboot', deploy_interface=node['deploy_interface'],
+            image='reboot', started=time.monotonic(),
+            workdir=self.workdir)
+        result.events['handoff'] = result.started
+        self.baremetal('node', 'reboot', self.node_uuid, parse=False)
+        try:
+            # The instance answers until its power goes: probe only once
+            # the firmware runs again.
+            tb_node.wait_for_line(self.spec.firmware_log,
+                                  tb_node.FIRMWARE_MARKER, timeout,
+                                  since=result.started)
+            result.usable, result.instance_answer = tb_node.wait_for_port(
+                self.instance_port, timeout)
+        except TimeoutError as exc:
+            result.error = str(exc)
+        result.node = self.baremetal('node', 'show', self.node_uuid)
+        result.history = self.baremetal('node', 'history', 'list',
+                                        self.node_uuid, '--long')
+        result.collect(self.spec, self.bmc_log, self.ironic.log_file,
+                       self.node_uuid)
+        return result
+
+    def ipxe_ramdisk_cmdline(self):
+        """The kernel command line of the node's iPXE ramdisk entry.
+
+        What iPXE passes to the instance's kernel when the node network
+        boots it: the words after the kernel's URL on the ``kernel`` line
+        of ``:boot_ramdisk`` in the configuration Ironic wrote.
+        """
+        path = os.path.join(self.ironic.http_root, self.node_uuid, 'config')
+        with open(path) as f:
+            lines = f.read().splitlines()
+        entry = lines.index(':boot_ramdisk')
+        for line in lines[entry + 1:]:
+            words = line.split()
+            if words[:1] == ['kernel']:
+                words = words[1:]
+                if words[:1] == ['--timeout']:
+                    words = words[2:]
+                if '||' in words:
+                    words = words[:words.index('||')]
+                # words[0] is the kernel's URL.
+                return ' '.join(words[1:])
+        raise ValueError('no kernel line in :boot_ramdisk of %s' % path)
 
     def logs_tail(self):
         """The ends of every log, for a failure message."""

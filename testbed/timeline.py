@@ -18,7 +18,9 @@ Milestones, all on the host's monotonic clock:
 ``agent starting``  the ramdisk's "AGENT STARTING" console line;
 ``agent heartbeat`` the first heartbeat in Ironic's log;
 ``image written``   the next deploy step starts after ``write_image``;
-``handoff``         ``tear_down_agent`` starts (kexec or power off);
+``handoff``         ``tear_down_agent`` starts (kexec or power off); for
+                    the ramdisk deploy interfaces, which have no such
+                    step, their ``deploy`` step starts;
 ``instance kernel`` the first ``Linux version`` console line after the
                     handoff;
 ``active``          Ironic reports ``active``;
@@ -141,8 +143,11 @@ class DeployResult:
             after = names.index('write_image') + 1
             if after < len(self.steps):
                 ev['image written'] = self.steps[after][0]
+        handoff_step = ('deploy'
+                        if self.deploy_interface.startswith('ramdisk')
+                        else 'tear_down_agent')
         for mono, name in self.steps:
-            if name == 'tear_down_agent':
+            if name == handoff_step:
                 ev['handoff'] = mono
         handoff = ev.get('handoff')
         if handoff:

@@ -89,24 +89,7 @@ def find(rootfs, env):
     if not entries:
         return None
     chosen = choose(entries, env)
-    kernel = entry_mod.locate(rootfs, chosen.linux)
-    if kernel is None:
-        LOG.warning('BLS entry %s names kernel %s, not in the image',
-                    chosen.id, chosen.linux)
-        return None
-    initrd = None
     # RHEL's tuned adds "$tuned_initrd", usually empty.
-    names = entry_mod.expand_vars(' '.join(chosen.initrds), env).split()
-    if names:
-        # kexec takes one initrd; the last is the main one (earlier ones
-        # are early CPU microcode).
-        initrd = entry_mod.locate(rootfs, names[-1])
-        if initrd is None:
-            LOG.warning('BLS entry %s names initrd %s, not in the image',
-                        chosen.id, names[-1])
-            return None
-    cmdline = entry_mod.normalize_cmdline(
-        entry_mod.expand_vars(' '.join(chosen.options), env))
-    return entry_mod.BootEntry(kernel.path,
-                               initrd.path if initrd else None,
-                               cmdline, protocol.SOURCE_BLS)
+    return entry_mod.from_loader(rootfs, chosen.id, chosen.linux,
+                                 chosen.initrds, chosen.options, env,
+                                 protocol.SOURCE_BLS)

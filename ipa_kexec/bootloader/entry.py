@@ -12,11 +12,14 @@
 
 """A boot entry and helpers shared by the boot loader parsers."""
 
+import logging
 import re
 
 from ironic_kexec import protocol
 
 _CHUNK = re.compile(r'(\d+|[a-zA-Z]+)')
+LOG = logging.getLogger(__name__)
+
 _VAR = re.compile(r'\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))')
 # Grub device prefixes such as ($root), (hd0,gpt2) or $root.
 _DEVICE_PREFIX = re.compile(r'^(?:\([^)]*\)|\$\{?root\}?)(?=/|$)')
@@ -101,3 +104,34 @@ def locate(rootfs, path):
         if found is not None:
             return found
     return None
+
+
+def from_loader(rootfs, label, kernel, initrds, options, variables, source):
+    """A BootEntry from what a boot loader entry names, or None.
+
+    :param label: the entry's name, for the log.
+    :param kernel: the kernel path as the loader names it.
+    :param initrds: the initrd words, before variable expansion.
+    :param options: the command line words, before variable expansion.
+    :param variables: the loader's variables (grubenv, grub.cfg ``set``).
+    :param source: one of protocol.SOURCES.
+    :returns: None when a named file is not in the image.
+    """
+    found_kernel = locate(rootfs, kernel)
+    if found_kernel is None:
+        LOG.warning('%s entry %r names kernel %s, not in the image',
+                    source, label, kernel)
+        return None
+    initrd = None
+    names = expand_vars(' '.join(initrds), variables).split()
+    if names:
+        # kexec takes one initrd; the last is the main one (earlier ones
+        # are early CPU microcode).
+        initrd = locate(rootfs, names[-1])
+        if initrd is None:
+            LOG.warning('%s entry %r names initrd %s, not in the image',
+                        source, label, names[-1])
+            return None
+    cmdline = normalize_cmdline(expand_vars(' '.join(options), variables))
+    return BootEntry(found_kernel.path, initrd.path if initrd else None,
+                     cmdline, source)

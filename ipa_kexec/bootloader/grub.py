@@ -220,24 +220,6 @@ def find(rootfs, env):
 
 
 def _to_boot_entry(rootfs, chosen, grub_vars):
-    kernel = entry_mod.locate(rootfs, chosen.linux[0])
-    if kernel is None:
-        LOG.warning('grub entry %r names kernel %s, not in the image',
-                    chosen.title, chosen.linux[0])
-        return None
-    initrd = None
-    names = entry_mod.expand_vars(' '.join(chosen.initrd or []),
-                                  grub_vars).split()
-    if names:
-        # kexec takes one initrd; the last is the main one (earlier ones
-        # are early microcode).
-        initrd = entry_mod.locate(rootfs, names[-1])
-        if initrd is None:
-            LOG.warning('grub entry %r names initrd %s, not in the image',
-                        chosen.title, names[-1])
-            return None
-    cmdline = entry_mod.normalize_cmdline(
-        entry_mod.expand_vars(' '.join(chosen.linux[1:]), grub_vars))
-    return entry_mod.BootEntry(kernel.path,
-                               initrd.path if initrd else None,
-                               cmdline, protocol.SOURCE_GRUB)
+    return entry_mod.from_loader(rootfs, chosen.title, chosen.linux[0],
+                                 chosen.initrd or [], chosen.linux[1:],
+                                 grub_vars, protocol.SOURCE_GRUB)

@@ -1,0 +1,213 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The benchmark's outputs: Markdown table, JSON file and PNG chart.
+
+Everything is made from the recorded data (see :mod:`testbed.bench_stats`)
+so that ``python -m testbed.bench --report-only DIR`` can make the report
+again from a results folder's JSON file.
+"""
+
+import json
+import os
+import platform
+import subprocess
+
+from testbed import bench_stats as stats
+
+JSON_NAME = 'results.json'
+MARKDOWN_NAME = 'results.md'
+CHART_NAME = 'phases.png'
+TCG_NOTE = ('All times are QEMU TCG (software emulation) times on the '
+            'machine below, far slower than real hardware: compare the '
+            'variants with each other, never with hardware times.')
+
+
+def machine_info(qemu='qemu-system-x86_64'):
+    """What the figures were measured on."""
+    cpu = None
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        out = subprocess.run([qemu, '--version'], capture_output=True,
+                             text=True, timeout=30).stdout
+        qemu_version = out.splitlines()[0].strip() if out else None
+    except (OSError, subprocess.SubprocessError):
+        qemu_version = None
+    return {'cpu_model': cpu, 'cores': os.cpu_count(), 'accel': 'tcg',
+            'kernel': platform.release(), 'qemu': qemu_version,
+            'python': platform.python_version()}
+
+
+def post_label(post):
+    return ('emulated POST %s s' % stats.format_post(post)) if post else (
+        'no POST')
+
+
+def _cell(value):
+    return '-' if value is None else '%.1f' % value
+
+
+def _triple(desc):
+    if not desc['n']:
+        return '-'
+    return '%s / %s / %s' % (_cell(desc['min']), _cell(desc['median']),
+                             _cell(desc['max']))
+
+
+def markdown(data):
+    """The report: one table per emulated POST value, then the ratios."""
+    summary = stats.summarize(data['runs'])
+    posts = data['settings']['posts']
+    names = data['settings']['variants']
+    machine = data['machine']
+    lines = ['# Benchmark: time to a usable node, kexec against the power '
+             'cycle', '', TCG_NOTE, '',
+             '- machine: %s, %s cores, accel=%s, kernel %s, %s' % (
+                 machine.get('cpu_model'), machine.get('cores'),
+                 machine.get('accel'), machine.get('kernel'),
+                 machine.get('qemu')),
+             '- runs per variant: %d (variants alternated: %s)' % (
+                 data['settings']['runs'], ', '.join(names)),
+             '- started: %s' % data['settings'].get('started'), '']
+    unavailable = data['settings'].get('unavailable') or {}
+    for pair, why in sorted(unavailable.items()):
+        lines.append('- %s pair not run: %s' % (pair, why))
+    if unavailable:
+        lines.append('')
+    columns = [p for p, _ in stats.PHASES] + [stats.TOTAL]
+    for post in posts:
+        lines += ['## %s' % post_label(post), '',
+                  'Seconds, min / median / max of the successful runs.', '',
+                  '| variant | runs (failed) | ' + ' | '.join(columns) + ' |',
+                  '|---|---|' + '---|' * len(columns)]
+        for name in names:
+            entry = summary.get((post, name))
+            if not entry:
+                continue
+            label = name + (' (emulated POST)' if post else '')
+            lines.append('| %s | %d (%d) | %s |' % (
+                label, entry['runs'], entry['failed'],
+                ' | '.join(_triple(entry['phases'][c]) for c in columns)))
+        lines.append('')
+        for pair in stats.PAIRS:
+            r = stats.ratio(summary, post, pair)
+            lines.append('- %s: median time to usable, kexec / power cycle '
+                         '= %s' % (pair, 'n/a' if r is None else '%.2f' % r))
+        lines.append('')
+    failures = [r for r in data['runs'] if not stats.succeeded(r)]
+    if failures:
+        lines += ['## Failed runs', '']
+        for r in failures:
+            lines.append('- %s round %d, post %s: %s' % (
+                r['variant'], r['round'], stats.format_post(r['post']),
+                r.get('error') or r.get('provision_state')))
+        lines.append('')
+    lines += ['Phases end at: ' + '; '.join(
+        '%s = %s' % (p, dict(stats.MILESTONE_TITLES)[m])
+        for p, m in stats.PHASES) + '.', '']
+    return '\n'.join(lines)
+
+
+def write_json(data, directory):
+    path = os.path.join(directory, JSON_NAME)
+    with open(path, 'w') as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    return path
+
+
+def read_json(directory):
+    with open(os.path.join(directory, JSON_NAME)) as f:
+        return json.load(f)
+
+
+def chart_bars(data):
+    """[(label, [(phase, median seconds)])], one bar per post and variant.
+
+    A missing phase (None) is drawn as 0: its time is in the next phase.
+    """
+    summary = stats.summarize(data['runs'])
+    bars = []
+    for post in data['settings']['posts']:
+        for name in data['settings']['variants']:
+            entry = summary.get((post, name))
+            if not entry or not entry['phases'][stats.TOTAL]['n']:
+                continue
+            label = name + ('\n(emulated POST %s s)' % stats.format_post(
+                post) if post else '')
+            bars.append((label, [(p, entry['phases'][p]['median'] or 0.0)
+                                 for p, _ in stats.PHASES]))
+    return bars
+
+
+def write_chart(data, directory):
+    """A stacked bar chart of the median phases; the PNG's path.
+
+    Needs matplotlib (in the ``bench`` tox environment only); returns
+    None without it.
+    """
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        from matplotlib import pyplot
+    except ImportError:
+        return None
+    bars = chart_bars(data)
+    if not bars:
+        return None
+    fig, ax = pyplot.subplots(figsize=(10, 1.2 + 0.8 * len(bars)))
+    labels = [label for label, _ in bars]
+    ypos = list(range(len(bars)))
+    left = [0.0] * len(bars)
+    colours = pyplot.get_cmap('tab10')
+    for i, (phase, _milestone) in enumerate(stats.PHASES):
+        widths = [dict(parts)[phase] for _label, parts in bars]
+        ax.barh(ypos, widths, left=left, color=colours(i), label=phase,
+                edgecolor='white')
+        left = [a + b for a, b in zip(left, widths)]
+    for y, total in zip(ypos, left):
+        ax.text(total, y, ' %.0f s' % total, va='center')
+    ax.set_yticks(ypos)
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(left) * 1.15)
+    ax.set_xlabel('seconds since the deploy request (median; QEMU TCG, '
+                  'not hardware times)')
+    ax.set_title('Time to a usable node, per phase (%d runs per variant)'
+                 % data['settings']['runs'])
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.25 - 0.1 / len(
+        bars)), ncol=len(stats.PHASES), fontsize='small', frameon=False)
+    fig.tight_layout()
+    path = os.path.join(directory, CHART_NAME)
+    fig.savefig(path, dpi=100)
+    pyplot.close(fig)
+    return path
+
+
+def write_all(data, directory):
+    """JSON, Markdown and chart into ``directory``; their paths."""
+    os.makedirs(directory, exist_ok=True)
+    paths = [write_json(data, directory)]
+    path = os.path.join(directory, MARKDOWN_NAME)
+    with open(path, 'w') as f:
+        f.write(markdown(data))
+    paths.append(path)
+    chart = write_chart(data, directory)
+    if chart:
+        paths.append(chart)
+    return paths

@@ -1,0 +1,163 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The benchmark's figures: phases of a deploy and their statistics.
+
+Pure functions over recorded runs (plain dicts, as stored in the
+benchmark's JSON file), so a report can be made again from the JSON and
+tested without QEMU.
+
+A run's ``milestones`` are seconds since its deploy request. A phase
+lasts from the last milestone recorded before its end to its end: a
+milestone a deploy does not have (a diskless deploy writes no image)
+gives a phase of ``None`` and its time counts in the next phase, so the
+phases of a run always add up to its time to usable.
+"""
+
+import statistics
+
+# The variants: (name, pair, role, deploy interface, image).
+VARIANTS = (
+    ('direct', 'disk', 'power-cycle', 'direct', 'whole_disk'),
+    ('kexec', 'disk', 'kexec', 'kexec', 'whole_disk'),
+    ('ramdisk', 'diskless', 'power-cycle', 'ramdisk', 'ramdisk'),
+    ('ramdisk-kexec', 'diskless', 'kexec', 'ramdisk-kexec', 'ramdisk'),
+)
+PAIRS = ('disk', 'diskless')
+
+# (phase, the testbed timeline's milestone that ends it), in order; the
+# first phase starts at the deploy request.
+PHASES = (
+    ('to agent up', 'agent heartbeat'),
+    ('image write', 'image written'),
+    ('to handoff', 'handoff'),
+    ('handoff to kernel', 'instance kernel'),
+    ('kernel to usable', 'instance usable'),
+)
+TOTAL = 'time to usable'
+# The milestones of a run as the report names them.
+MILESTONE_TITLES = (
+    ('deploy request', 'deploy request'),
+    ('agent heartbeat', 'agent up'),
+    ('image written', 'image written'),
+    ('handoff', 'handoff started'),
+    ('instance kernel', 'instance kernel'),
+    ('instance usable', 'instance usable'),
+)
+
+
+def variant(name):
+    """The variant's (name, pair, role, deploy interface, image)."""
+    for v in VARIANTS:
+        if v[0] == name:
+            return v
+    raise ValueError('unknown variant %r' % name)
+
+
+def variants_of(pairs):
+    """The variants of the given pairs, power cycle first in each pair."""
+    return [v[0] for v in VARIANTS if v[1] in pairs]
+
+
+def schedule(names, runs):
+    """The order of the deploys: ABAB..., so noise hits every variant.
+
+    :returns: [(round, variant)] with rounds counted from 1.
+    """
+    return [(r + 1, name) for r in range(runs) for name in names]
+
+
+def phases(milestones):
+    """{phase: seconds or None} of one run, plus its time to usable."""
+    out = {}
+    last = milestones.get('deploy request', 0.0) or 0.0
+    for phase, end in PHASES:
+        at = milestones.get(end)
+        if at is None:
+            out[phase] = None
+            continue
+        out[phase] = at - last
+        last = at
+    usable = milestones.get('instance usable')
+    out[TOTAL] = usable
+    return out
+
+
+def succeeded(run):
+    return bool(run.get('ok')) and run.get('milestones', {}).get(
+        'instance usable') is not None
+
+
+def describe(values):
+    """min, median, max (and how many) of the values that are not None."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {'n': 0, 'min': None, 'median': None, 'max': None}
+    return {'n': len(values), 'min': min(values),
+            'median': statistics.median(values), 'max': max(values)}
+
+
+def summarize(runs):
+    """Statistics per (post, variant) of the successful runs.
+
+    :returns: {(post, variant): {'runs': n, 'failed': n,
+        'phases': {phase: describe(...)}}}, phases including TOTAL.
+    """
+    groups = {}
+    for run in runs:
+        key = (run['post'], run['variant'])
+        groups.setdefault(key, []).append(run)
+    out = {}
+    for key, group in groups.items():
+        good = [r for r in group if succeeded(r)]
+        table = {}
+        for phase in [p for p, _ in PHASES] + [TOTAL]:
+            table[phase] = describe(phases(r['milestones'])[phase]
+                                    for r in good)
+        out[key] = {'runs': len(group), 'failed': len(group) - len(good),
+                    'phases': table}
+    return out
+
+
+def ratio(summary, post, pair):
+    """Median time to usable, kexec over power cycle, for one pair.
+
+    ``None`` when either variant of the pair has no successful run.
+    """
+    medians = {}
+    for name, v_pair, role, _iface, _image in VARIANTS:
+        if v_pair != pair:
+            continue
+        stats = summary.get((post, name))
+        if not stats:
+            return None
+        median = stats['phases'][TOTAL]['median']
+        if median is None:
+            return None
+        medians[role] = median
+    if not medians.get('power-cycle'):
+        return None
+    return medians['kexec'] / medians['power-cycle']
+
+
+def final_line(summary, post, runs):
+    """The benchmark's last line, for one emulated POST value."""
+    cells = []
+    for pair in PAIRS:
+        r = ratio(summary, post, pair)
+        cells.append('%s %s' % (pair, 'n/a' if r is None else '%.2f' % r))
+    return 'time-to-usable kexec/power-cycle: %s (%d runs, post %s s)' % (
+        ', '.join(cells), runs, format_post(post))
+
+
+def format_post(post):
+    return ('%g' % post) if post is not None else '0'
