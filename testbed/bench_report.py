@@ -59,15 +59,15 @@ def post_label(post):
         'no POST')
 
 
-def _cell(value):
+def cell(value):
     return '-' if value is None else '%.1f' % value
 
 
 def _triple(desc):
     if not desc['n']:
         return '-'
-    return '%s / %s / %s' % (_cell(desc['min']), _cell(desc['median']),
-                             _cell(desc['max']))
+    return '%s / %s / %s' % (cell(desc['min']), cell(desc['median']),
+                             cell(desc['max']))
 
 
 def markdown(data):
@@ -85,6 +85,9 @@ def markdown(data):
              '- runs per variant: %d (variants alternated: %s)' % (
                  data['settings']['runs'], ', '.join(names)),
              '- started: %s' % data['settings'].get('started'), '']
+    if data['settings'].get('stopped'):
+        lines += ['- the benchmark stopped early: %s' %
+                  data['settings']['stopped'], '']
     unavailable = data['settings'].get('unavailable') or {}
     for pair, why in sorted(unavailable.items()):
         lines.append('- %s pair not run: %s' % (pair, why))
@@ -137,9 +140,12 @@ def read_json(directory):
 
 
 def chart_bars(data):
-    """[(label, [(phase, median seconds)])], one bar per post and variant.
+    """The bars of the chart, one per post and variant.
 
+    Each is (label, [(phase, median seconds)], median time to usable).
     A missing phase (None) is drawn as 0: its time is in the next phase.
+    The medians of the phases need not add up to the median time to
+    usable, which the bar's label gives.
     """
     summary = stats.summarize(data['runs'])
     bars = []
@@ -151,7 +157,8 @@ def chart_bars(data):
             label = name + ('\n(emulated POST %s s)' % stats.format_post(
                 post) if post else '')
             bars.append((label, [(p, entry['phases'][p]['median'] or 0.0)
-                                 for p, _ in stats.PHASES]))
+                                 for p, _ in stats.PHASES],
+                         entry['phases'][stats.TOTAL]['median']))
     return bars
 
 
@@ -171,28 +178,29 @@ def write_chart(data, directory):
     if not bars:
         return None
     fig, ax = pyplot.subplots(figsize=(10, 1.2 + 0.8 * len(bars)))
-    labels = [label for label, _ in bars]
+    labels = [bar[0] for bar in bars]
     ypos = list(range(len(bars)))
     left = [0.0] * len(bars)
     colours = pyplot.get_cmap('tab10')
     for i, (phase, _milestone) in enumerate(stats.PHASES):
-        widths = [dict(parts)[phase] for _label, parts in bars]
+        widths = [dict(bar[1])[phase] for bar in bars]
         ax.barh(ypos, widths, left=left, color=colours(i), label=phase,
                 edgecolor='white')
         left = [a + b for a, b in zip(left, widths)]
-    for y, total in zip(ypos, left):
-        ax.text(total, y, ' %.0f s' % total, va='center')
+    for y, end, bar in zip(ypos, left, bars):
+        ax.text(end, y, ' %.0f s to usable' % bar[2], va='center')
     ax.set_yticks(ypos)
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(left) * 1.15)
+    ax.set_xlim(0, max(left) * 1.25)
     ax.set_xlabel('seconds since the deploy request (median; QEMU TCG, '
                   'not hardware times)')
     ax.set_title('Time to a usable node, per phase (%d runs per variant)'
                  % data['settings']['runs'])
-    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.25 - 0.1 / len(
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.12 - 0.3 / len(
         bars)), ncol=len(stats.PHASES), fontsize='small', frameon=False)
     fig.tight_layout()
+    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, CHART_NAME)
     fig.savefig(path, dpi=100)
     pyplot.close(fig)

@@ -29,8 +29,8 @@ import statistics
 VARIANTS = (
     ('direct', 'disk', 'power-cycle', 'direct', 'whole_disk'),
     ('kexec', 'disk', 'kexec', 'kexec', 'whole_disk'),
-    ('ramdisk', 'diskless', 'power-cycle', 'ramdisk', 'ramdisk'),
-    ('ramdisk-kexec', 'diskless', 'kexec', 'ramdisk-kexec', 'ramdisk'),
+    ('ramdisk', 'diskless', 'power-cycle', 'ramdisk', 'diskless'),
+    ('ramdisk-kexec', 'diskless', 'kexec', 'ramdisk-kexec', 'diskless'),
 )
 PAIRS = ('disk', 'diskless')
 

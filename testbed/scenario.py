@@ -255,8 +255,11 @@ class Testbed(object):
     def instance_info_args(self, image):
         if image in DISKLESS_IMAGES:
             # What the ramdisk deploy boots; the console argument is what
-            # makes the instance's markers reach the serial log.
+            # makes the instance's markers reach the serial log. The
+            # instance's own kernel_append_params keep the agent's
+            # ([pxe]kernel_append_params) off its command line.
             return [
+                '--instance-info', 'kernel_append_params=nofb',
                 '--instance-info', 'kernel=%s' % file_url(
                     self.images.instance_kernel),
                 '--instance-info', 'ramdisk=%s' % file_url(

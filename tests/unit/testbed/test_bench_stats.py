@@ -1,0 +1,154 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The benchmark's statistics over recorded runs."""
+
+import unittest
+
+from testbed import bench_stats as stats
+from tests.unit.testbed import samples
+
+
+class PhasesTestCase(unittest.TestCase):
+
+    def test_phases_split_the_time_to_usable(self):
+        ms = samples.run('kexec', 1, 170.0, agent=60.0, written=120.0,
+                         handoff=130.0, kernel=140.0)['milestones']
+        got = stats.phases(ms)
+        self.assertEqual({'to agent up': 60.0, 'image write': 60.0,
+                          'to handoff': 10.0, 'handoff to kernel': 10.0,
+                          'kernel to usable': 30.0,
+                          'time to usable': 170.0}, got)
+
+    def test_missing_milestone_counts_in_next_phase(self):
+        # A diskless deploy writes no image: the agent-to-handoff time
+        # goes to the handoff phase and the phases still add up.
+        ms = samples.run('ramdisk-kexec', 1, 100.0, agent=20.0,
+                         handoff=40.0, kernel=55.0)['milestones']
+        got = stats.phases(ms)
+        self.assertIsNone(got['image write'])
+        self.assertEqual(20.0, got['to handoff'])
+        parts = [got[p] for p, _m in stats.PHASES if got[p] is not None]
+        self.assertEqual(got['time to usable'], sum(parts))
+
+    def test_failed_run_has_no_time_to_usable(self):
+        ms = samples.run('direct', 1, 200.0, ok=False)['milestones']
+        got = stats.phases(ms)
+        self.assertIsNone(got['time to usable'])
+        self.assertIsNone(got['kernel to usable'])
+
+
+class DescribeTestCase(unittest.TestCase):
+
+    def test_min_median_max(self):
+        self.assertEqual({'n': 4, 'min': 1.0, 'median': 2.5, 'max': 9.0},
+                         stats.describe([9.0, 2.0, 1.0, 3.0]))
+
+    def test_ignores_none(self):
+        self.assertEqual({'n': 2, 'min': 1.0, 'median': 2.0, 'max': 3.0},
+                         stats.describe([None, 3.0, 1.0]))
+
+    def test_nothing(self):
+        self.assertEqual({'n': 0, 'min': None, 'median': None,
+                          'max': None}, stats.describe([None]))
+
+
+class ScheduleTestCase(unittest.TestCase):
+
+    def test_variants_alternate(self):
+        self.assertEqual(
+            [(1, 'direct'), (1, 'kexec'), (2, 'direct'), (2, 'kexec')],
+            stats.schedule(['direct', 'kexec'], 2))
+
+    def test_variants_of_pairs(self):
+        self.assertEqual(['direct', 'kexec'], stats.variants_of(['disk']))
+        self.assertEqual(['direct', 'kexec', 'ramdisk', 'ramdisk-kexec'],
+                         stats.variants_of(['diskless', 'disk']))
+
+    def test_unknown_variant(self):
+        self.assertRaises(ValueError, stats.variant, 'pxe')
+
+
+class SummaryTestCase(unittest.TestCase):
+
+    def test_summary_and_ratio(self):
+        summary = stats.summarize(samples.data()['runs'])
+        direct = summary[(0.0, 'direct')]
+        self.assertEqual(3, direct['runs'])
+        self.assertEqual(0, direct['failed'])
+        self.assertEqual({'n': 3, 'min': 200.0, 'median': 210.0,
+                          'max': 260.0}, direct['phases']['time to usable'])
+        kexec = summary[(0.0, 'kexec')]['phases']
+        self.assertEqual(160.0, kexec['time to usable']['median'])
+        self.assertEqual(10.0, kexec['kernel to usable']['min'])
+        self.assertAlmostEqual(160.0 / 210.0,
+                               stats.ratio(summary, 0.0, 'disk'))
+        self.assertIsNone(stats.ratio(summary, 0.0, 'diskless'))
+
+    def test_failed_runs_are_counted_not_averaged(self):
+        runs = samples.data()['runs'] + [
+            samples.run('kexec', 4, 1.0, ok=False)]
+        entry = stats.summarize(runs)[(0.0, 'kexec')]
+        self.assertEqual(4, entry['runs'])
+        self.assertEqual(1, entry['failed'])
+        self.assertEqual(150.0, entry['phases']['time to usable']['min'])
+
+    def test_posts_are_kept_apart(self):
+        runs = [samples.run('direct', 1, 300.0, post=130.0),
+                samples.run('kexec', 1, 150.0, post=130.0),
+                samples.run('direct', 1, 200.0),
+                samples.run('kexec', 1, 150.0)]
+        summary = stats.summarize(runs)
+        self.assertAlmostEqual(0.5, stats.ratio(summary, 130.0, 'disk'))
+        self.assertAlmostEqual(0.75, stats.ratio(summary, 0.0, 'disk'))
+
+    def test_no_ratio_without_a_usable_baseline(self):
+        runs = [samples.run('direct', 1, 200.0, ok=False),
+                samples.run('kexec', 1, 150.0)]
+        self.assertIsNone(stats.ratio(stats.summarize(runs), 0.0, 'disk'))
+
+
+class FinalLineTestCase(unittest.TestCase):
+
+    def test_both_pairs(self):
+        runs = samples.data()['runs'] + [
+            samples.run('ramdisk', 1, 100.0, post=0.0),
+            samples.run('ramdisk-kexec', 1, 40.0, post=0.0)]
+        line = stats.final_line(stats.summarize(runs), 0.0, 3)
+        self.assertEqual('time-to-usable kexec/power-cycle: disk 0.76, '
+                         'diskless 0.40 (3 runs, post 0 s)', line)
+
+    def test_missing_pair_is_na(self):
+        line = stats.final_line(stats.summarize(samples.data()['runs']),
+                                130.0, 1)
+        self.assertEqual('time-to-usable kexec/power-cycle: disk n/a, '
+                         'diskless n/a (1 runs, post 130 s)', line)
+
+
+class RecordedSmokeRunTestCase(unittest.TestCase):
+    """The figures of a real testbed run, as the benchmark recorded them."""
+
+    def test_phases(self):
+        got = stats.phases(samples.SMOKE_MILESTONES['kexec'])
+        self.assertAlmostEqual(63.626, got['to agent up'])
+        self.assertAlmostEqual(61.818, got['image write'])
+        self.assertAlmostEqual(3.422, got['to handoff'])
+        self.assertAlmostEqual(13.474, got['handoff to kernel'])
+        self.assertAlmostEqual(38.04, got['kernel to usable'])
+        self.assertAlmostEqual(180.38, got['time to usable'])
+
+    def test_final_line(self):
+        data = samples.smoke_data()
+        line = stats.final_line(stats.summarize(data['runs']), 0.0, 1)
+        # 180.38 / 193.983 = 0.9299
+        self.assertEqual('time-to-usable kexec/power-cycle: disk 0.93, '
+                         'diskless n/a (1 runs, post 0 s)', line)
