@@ -30,8 +30,8 @@ from ironic.drivers import utils as driver_utils
 from oslo_log import log
 
 from ironic_kexec import agent_client
-from ironic_kexec import conf as kexec_conf
 from ironic_kexec import handover
+from ironic_kexec import interface
 from ironic_kexec import policy
 from ironic_kexec import record
 
@@ -40,18 +40,8 @@ LOG = log.getLogger(__name__)
 METRICS = metrics_utils.get_metrics_logger(__name__)
 
 
-class KexecDeploy(agent.AgentDeploy):
+class KexecDeploy(interface.KexecInterfaceMixin, agent.AgentDeploy):
     """The direct deploy, ending with kexec instead of a power cycle."""
-
-    def get_properties(self):
-        props = super().get_properties().copy()
-        props.update(policy.PROPERTIES)
-        return props
-
-    @METRICS.timer('KexecDeploy.validate')
-    def validate(self, task):
-        super().validate(task)
-        policy.validate(task.node)
 
     @METRICS.timer('KexecDeploy.prepare')
     @task_manager.require_exclusive_lock
@@ -61,14 +51,6 @@ class KexecDeploy(agent.AgentDeploy):
             # boot_instance skip the power on.
             record.clear(task.node)
         super().prepare(task)
-
-    @METRICS.timer('KexecDeploy.tear_down')
-    @task_manager.require_exclusive_lock
-    def tear_down(self, task):
-        # The record belongs to the instance going away; a later deploy
-        # through another interface must not show it as its own.
-        record.clear(task.node)
-        return super().tear_down(task)
 
     @METRICS.timer('KexecDeploy.tear_down_agent')
     @base.deploy_step(priority=40)
@@ -115,16 +97,8 @@ class KexecDeploy(agent.AgentDeploy):
     def _fall_back(self, task, mode, reason, message, executed=False,
                    entry=None, timings=None, agent_timings=None):
         node = task.node
-        if mode == kexec_conf.MODE_REQUIRED:
-            record.failed(node, mode, reason, message, entry, timings,
-                          agent_timings)
-            msg = ('kexec is required for node %(node)s but not possible '
-                   '(%(reason)s): %(msg)s' %
-                   {'node': node.uuid, 'reason': reason, 'msg': message})
-            agent_base.log_and_raise_deployment_error(task, msg)
-
-        record.fallback(node, mode, reason, message, entry, timings,
-                        agent_timings)
+        self._give_up_kexec(task, mode, reason, message, entry, timings,
+                            agent_timings)
         if not executed:
             return super().tear_down_agent(task)
 

@@ -32,7 +32,6 @@ from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
 from ironic.conf import CONF
 from ironic.drivers import base
-from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import deploy_utils
 from ironic.drivers.modules import ramdisk
 from ironic.drivers import utils as driver_utils
@@ -41,6 +40,7 @@ from oslo_log import log
 from ironic_kexec import agent_client
 from ironic_kexec import conf as kexec_conf
 from ironic_kexec import handover
+from ironic_kexec import interface
 from ironic_kexec import policy
 from ironic_kexec import protocol
 from ironic_kexec import ramdisk_boot_option
@@ -146,18 +146,9 @@ def load_params(task, timings):
     return params
 
 
-class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
+class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
+                         ramdisk.RamdiskDeploy):
     """The ramdisk deploy, booted by kexec from a running agent."""
-
-    def get_properties(self):
-        props = super().get_properties().copy()
-        props.update(policy.PROPERTIES)
-        return props
-
-    @METRICS.timer('RamdiskKexecDeploy.validate')
-    def validate(self, task):
-        super().validate(task)
-        policy.validate(task.node)
 
     @METRICS.timer('RamdiskKexecDeploy.prepare')
     @task_manager.require_exclusive_lock
@@ -176,13 +167,6 @@ class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
         task.driver.network.validate(task)
         task.driver.storage.attach_volumes(task)
         self._resolve_image_info_from_glance(task)
-
-    @METRICS.timer('RamdiskKexecDeploy.tear_down')
-    @task_manager.require_exclusive_lock
-    def tear_down(self, task):
-        # As for the disk interface: the record leaves with the instance.
-        record.clear(task.node)
-        return super().tear_down(task)
 
     @METRICS.timer('RamdiskKexecDeploy.deploy')
     @base.deploy_step(priority=100)
@@ -268,17 +252,8 @@ class RamdiskKexecDeploy(ramdisk.RamdiskDeploy):
 
     def _fall_back(self, task, mode, reason, message, entry=None,
                    timings=None, agent_timings=None):
-        node = task.node
-        if mode == kexec_conf.MODE_REQUIRED:
-            record.failed(node, mode, reason, message, entry, timings,
-                          agent_timings)
-            msg = ('kexec is required for node %(node)s but not possible '
-                   '(%(reason)s): %(msg)s' %
-                   {'node': node.uuid, 'reason': reason, 'msg': message})
-            agent_base.log_and_raise_deployment_error(task, msg)
-
-        record.fallback(node, mode, reason, message, entry, timings,
-                        agent_timings)
+        self._give_up_kexec(task, mode, reason, message, entry, timings,
+                            agent_timings)
         # The stock deploy powers the node off through the BMC, never
         # through the agent: this also stops an agent that was told to
         # kexec and did not (execute_failed), with no race. Preparing the

@@ -27,6 +27,7 @@ from ironic.common import states
 from ironic.conductor import task_manager
 from ironic.drivers.modules import deploy_utils
 from ironic.drivers.modules import ipmitool
+from ironic.drivers.modules import ramdisk
 from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
 from oslo_utils import timeutils
@@ -292,7 +293,7 @@ class FallbackTestCase(RamdiskKexecTestCase):
         node = self.create_node(instance_info={
             'kernel': None, 'ramdisk': None,
             'boot_iso': 'file://' + self.kernel})
-        with mock.patch.object(ramdisk_deploy.RamdiskKexecDeploy.__mro__[1],
+        with mock.patch.object(ramdisk.RamdiskDeploy,
                                'deploy', autospec=True) as stock:
             rec = self.deploy(node)
         self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
@@ -303,7 +304,7 @@ class FallbackTestCase(RamdiskKexecTestCase):
 
     def test_boot_interface_without_http(self):
         node = self.create_node(boot_interface='pxe')
-        with mock.patch.object(ramdisk_deploy.RamdiskKexecDeploy.__mro__[1],
+        with mock.patch.object(ramdisk.RamdiskDeploy,
                                'deploy', autospec=True) as stock:
             rec = self.deploy(node)
         self.assertEqual(protocol.REASON_NOT_APPLICABLE, rec['reason'])
@@ -399,7 +400,7 @@ class FallbackTestCase(RamdiskKexecTestCase):
 
     def test_network_isolation(self):
         node = self.create_node(network_interface='neutron')
-        with mock.patch.object(ramdisk_deploy.RamdiskKexecDeploy.__mro__[1],
+        with mock.patch.object(ramdisk.RamdiskDeploy,
                                'deploy', autospec=True) as stock:
             rec = self.deploy(node)
         self.assertEqual(protocol.REASON_NETWORK_ISOLATION, rec['reason'])
