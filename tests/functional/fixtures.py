@@ -45,8 +45,10 @@ def artifacts_dir():
 class TestbedTestCase(testtools.TestCase):
     """A test class with its own testbed; see the module docstring."""
 
-    # Options for the plugin's [kexec] group, per class.
+    # Options for the plugin's [kexec] group and for Ironic, per class.
     kexec_options = {}
+    ironic_options = {}
+    provide_timeout = scenario.PROVIDE_TIMEOUT
     _setup_error = None
 
     @classmethod
@@ -64,8 +66,10 @@ class TestbedTestCase(testtools.TestCase):
         # module must not, so that discovery works anywhere.
         from testbed import images
         cls.images = images.ensure_images()
-        cls.testbed = scenario.Testbed(cls.workdir, cls.images,
-                                       kexec_options=cls.kexec_options)
+        cls.testbed = scenario.Testbed(
+            cls.workdir, cls.images, kexec_options=cls.kexec_options,
+            ironic_options=cls.ironic_options,
+            provide_timeout=cls.provide_timeout)
         try:
             cls.testbed.start()
             cls.testbed.enrol()
@@ -101,8 +105,10 @@ class TestbedTestCase(testtools.TestCase):
                 tb.logs_tail()))
         return result
 
-    def _save(self, result):
-        out = os.path.join(self.workdir, self.id().rsplit('.', 1)[-1])
+    def _save(self, result, name=None):
+        """The artifacts of a deploy (or, named, of another result)."""
+        out = os.path.join(self.workdir, self.id().rsplit('.', 1)[-1],
+                           name or '')
         os.makedirs(out, exist_ok=True)
         timeline.save(result, os.path.join(out, 'timeline.txt'))
         with open(os.path.join(out, 'node.json'), 'w') as f:

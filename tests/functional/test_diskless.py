@@ -19,12 +19,6 @@ runs automated cleaning (with no real clean steps), which boots the agent
 and, with ``[deploy]fast_track``, leaves it running and heartbeating.
 """
 
-import json
-import os
-import shutil
-import sys
-
-from testbed import node as tb_node
 from testbed import scenario
 from testbed import timeline
 from tests.functional import fixtures
@@ -79,54 +73,6 @@ class _DisklessTestCase(fixtures.TestbedTestCase):
         self.assertEqual([], [a for a in cmdline
                               if a.startswith('BOOTIF')])
 
-    ironic_options = {}
-    provide_timeout = scenario.PROVIDE_TIMEOUT
-
-    @classmethod
-    def setUpClass(cls):
-        # fixtures.TestbedTestCase.setUpClass, with the Ironic options.
-        super(fixtures.TestbedTestCase, cls).setUpClass()
-        cls.workdir = os.path.join(fixtures.artifacts_dir(), cls.__name__)
-        cls.testbed = None
-        if os.geteuid() != 0:
-            cls._setup_error = 'the testbed needs root'
-            return
-        shutil.rmtree(cls.workdir, ignore_errors=True)
-        os.makedirs(cls.workdir)
-        from testbed import images
-        cls.images = images.ensure_images()
-        cls.testbed = scenario.Testbed(
-            cls.workdir, cls.images, kexec_options=cls.kexec_options,
-            ironic_options=cls.ironic_options,
-            provide_timeout=cls.provide_timeout)
-        try:
-            cls.testbed.start()
-            cls.testbed.enrol()
-        except BaseException:
-            print(cls.testbed.logs_tail(), file=sys.stderr)
-            cls.testbed.stop()
-            raise
-
-    def save_as(self, result, name):
-        """Artifacts of a result that is not the test's deploy."""
-        out = os.path.join(self.workdir, self.id().rsplit('.', 1)[-1], name)
-        os.makedirs(out, exist_ok=True)
-        timeline.save(result, os.path.join(out, 'timeline.txt'))
-        with open(os.path.join(out, 'node.json'), 'w') as f:
-            json.dump({'node': result.node, 'history': result.history,
-                       'events': result.events,
-                       'instance_answer': result.instance_answer}, f,
-                      indent=2, sort_keys=True, default=str)
-        spec = self.testbed.spec
-        for log, path in (('serial.log', spec.serial_log),
-                          ('firmware.log', spec.firmware_log),
-                          ('bmc.log', self.testbed.bmc_log)):
-            with open(os.path.join(out, log), 'w') as f:
-                for line in tb_node.read_log(path):
-                    if line.monotonic >= result.started:
-                        f.write('%.3f %s %s\n' % (line.monotonic, line.wall,
-                                                  line.text))
-
 
 class DisklessKexecTest(_DisklessTestCase):
     """Fast track: the agent left by cleaning kexecs into the instance."""
@@ -170,7 +116,7 @@ class DisklessKexecTest(_DisklessTestCase):
         # A power cycle through the BMC network-boots the same instance,
         # as after a stock ramdisk deploy.
         reboot = tb.reboot()
-        self.save_as(reboot, 'reboot')
+        self._save(reboot, 'reboot')
         print(timeline.format_side_by_side([result, reboot]))
         print(reboot.summary())
         self.assertIsNone(reboot.error, reboot.error)
