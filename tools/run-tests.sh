@@ -9,7 +9,7 @@ set -u
 set -o pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 cache=${IRONIC_KEXEC_CACHE:-$HOME/.cache/ironic-kexec}
 export IRONIC_KEXEC_CACHE=$cache
 
