@@ -95,26 +95,6 @@ def parse_args(argv=None):
     return args
 
 
-# The diskless pair's Ironic: cleaning boots the agent and runs nothing,
-# and fast track leaves the agent running for the next deploy, so each
-# deploy of the pair starts with a live agent (what ramdisk-kexec needs;
-# the stock ramdisk deploy power cycles the node all the same).
-FAST_TRACK = {
-    'conductor': {'automated_clean': 'True'},
-    'deploy': {
-        'fast_track': 'True',
-        'fast_track_timeout': '300',
-        'erase_devices_priority': '0',
-        'erase_devices_metadata_priority': '0',
-        'delete_configuration_priority': '0',
-        'create_configuration_priority': '0',
-    },
-}
-# Cleaning boots the agent at enrolment and at every undeploy: about a
-# minute under TCG, more on a busy machine.
-CLEANING_TIMEOUT = 900
-
-
 def diskless_unavailable():
     """Why the testbed cannot run the diskless pair; None if it can.
 
@@ -134,15 +114,19 @@ def diskless_unavailable():
 
 
 def _testbed_kwargs(pair):
+    from testbed import scenario
     if pair == 'diskless':
-        return {'ironic_options': FAST_TRACK,
-                'provide_timeout': CLEANING_TIMEOUT}
+        # Each deploy of the pair then starts with a live agent, which
+        # ramdisk-kexec needs; the stock ramdisk deploy power cycles the
+        # node all the same.
+        return {'ironic_options': scenario.FAST_TRACK_CLEANING,
+                'provide_timeout': scenario.CLEANING_PROVIDE_TIMEOUT}
     return {}
 
 
 def _recover_timeout(pair):
     from testbed import scenario
-    return CLEANING_TIMEOUT if pair == 'diskless' else (
+    return scenario.CLEANING_PROVIDE_TIMEOUT if pair == 'diskless' else (
         scenario.UNDEPLOY_TIMEOUT)
 
 

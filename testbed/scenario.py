@@ -60,6 +60,28 @@ DISKLESS_IMAGES = ('diskless',)
 # agent, about a minute under TCG, more on a busy machine.
 PROVIDE_TIMEOUT = 120
 
+# Ironic options that leave a live agent on the node, for the diskless
+# kexec path: cleaning boots the agent and runs nothing (the only agent
+# clean steps with a non-zero priority by default are the erase ones of
+# IPA's GenericHardwareManager; the RAID ones are pinned to 0 too), and
+# fast track keeps the agent running for the next deploy.
+FAST_TRACK_CLEANING = {
+    'conductor': {'automated_clean': 'True'},
+    'deploy': {
+        'fast_track': 'True',
+        # Ironic's maximum, and its [api]ramdisk_heartbeat_timeout
+        # default: the agent heartbeats well within it.
+        'fast_track_timeout': '300',
+        'erase_devices_priority': '0',
+        'erase_devices_metadata_priority': '0',
+        'delete_configuration_priority': '0',
+        'create_configuration_priority': '0',
+    },
+}
+# ``provide`` with cleaning boots the agent (and so does every undeploy):
+# about a minute under TCG, more on a busy machine.
+CLEANING_PROVIDE_TIMEOUT = 900
+
 
 class DeployFailed(Exception):
     pass

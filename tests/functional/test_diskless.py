@@ -23,25 +23,6 @@ from testbed import scenario
 from testbed import timeline
 from tests.functional import fixtures
 
-# Cleaning that boots the agent and runs nothing: the only agent clean
-# steps with a non-zero priority by default are the erase ones (IPA's
-# GenericHardwareManager), the RAID ones are 0 already and pinned anyway.
-FAST_TRACK_CLEANING = {
-    'conductor': {'automated_clean': 'True'},
-    'deploy': {
-        'fast_track': 'True',
-        # Ironic's maximum, and its [api]ramdisk_heartbeat_timeout
-        # default: the agent heartbeats well within it.
-        'fast_track_timeout': '300',
-        'erase_devices_priority': '0',
-        'erase_devices_metadata_priority': '0',
-        'delete_configuration_priority': '0',
-        'create_configuration_priority': '0',
-    },
-}
-# Cleaning boots the agent: about a minute under TCG, more when busy.
-CLEANING_PROVIDE_TIMEOUT = 900
-
 # What iPXE adds to the command line and kexec has no use for: the
 # initrd is passed by kexec itself.
 IPXE_INITRD_ARG = 'initrd=ramdisk'
@@ -77,8 +58,8 @@ class _DisklessTestCase(fixtures.TestbedTestCase):
 class DisklessKexecTest(_DisklessTestCase):
     """Fast track: the agent left by cleaning kexecs into the instance."""
 
-    ironic_options = FAST_TRACK_CLEANING
-    provide_timeout = CLEANING_PROVIDE_TIMEOUT
+    ironic_options = scenario.FAST_TRACK_CLEANING
+    provide_timeout = scenario.CLEANING_PROVIDE_TIMEOUT
 
     def test_kexec_then_reboot(self):
         tb = self.testbed
