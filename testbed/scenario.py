@@ -348,6 +348,10 @@ class Testbed(object):
         finally:
             probe.stop()
         result.usable, result.instance_answer = probe.first
+        return self._finish(result)
+
+    def _finish(self, result):
+        """Add the node, its history and the logs' timeline to a result."""
         result.node = self.baremetal('node', 'show', self.node_uuid)
         result.history = self.baremetal('node', 'history', 'list',
                                         self.node_uuid, '--long')
@@ -413,12 +417,7 @@ class Testbed(object):
                 self.instance_port, timeout)
         except TimeoutError as exc:
             result.error = str(exc)
-        result.node = self.baremetal('node', 'show', self.node_uuid)
-        result.history = self.baremetal('node', 'history', 'list',
-                                        self.node_uuid, '--long')
-        result.collect(self.spec, self.bmc_log, self.ironic.log_file,
-                       self.node_uuid)
-        return result
+        return self._finish(result)
 
     def ipxe_ramdisk_cmdline(self):
         """The kernel command line of the node's iPXE ramdisk entry.
