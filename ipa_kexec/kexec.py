@@ -16,6 +16,7 @@
 import logging
 import subprocess
 import sys
+import time
 
 from ironic_python_agent import utils
 from oslo_concurrency import processutils
@@ -26,9 +27,12 @@ from ironic_kexec import protocol
 LOG = logging.getLogger(__name__)
 
 LOAD_TIMEOUT = 300
-# Run by the detached process: no shell, the kexec path and the delay
-# are arguments.
-_EXEC_LATER = ('import os, sys, time; time.sleep(float(sys.argv[1])); '
+# Run by the detached process: no shell, the kexec path and the moment
+# are arguments. The moment is on the system-wide monotonic clock, so the
+# interpreter's start-up (a good part of a second on a slow machine) is
+# spent within the delay instead of after it.
+_EXEC_LATER = ('import os, sys, time; '
+               'time.sleep(max(0.0, float(sys.argv[1]) - time.monotonic())); '
                'os.execv(sys.argv[2], [sys.argv[2], "-e"])')
 
 
@@ -73,9 +77,11 @@ def spawn_execute(kexec, delay):
     """Start a process that runs ``kexec -e`` after ``delay`` seconds.
 
     In its own session, so it outlives the agent's request handling and
-    is not killed with the agent's process group.
+    is not killed with the agent's process group. ``-I -S``: nothing of
+    the agent's environment or site packages is needed to sleep and exec.
     """
+    at = time.monotonic() + delay
     return subprocess.Popen(
-        [sys.executable, '-c', _EXEC_LATER, str(delay), kexec],
+        [sys.executable, '-I', '-S', '-c', _EXEC_LATER, repr(at), kexec],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)

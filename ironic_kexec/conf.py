@@ -80,19 +80,23 @@ opts = [
                     'gives up and falls back to a power cycle (reason '
                     '"timeout").'),
     cfg.FloatOpt('load_poll_interval',
-                 default=0.5,
+                 default=0.2,
                  min=0,
                  mutable=True,
                  help='Seconds between two status requests while waiting '
                       'for kexec.load to finish. It is on the critical '
                       'path of every deploy, keep it small.'),
-    cfg.IntOpt('execute_delay',
-               default=1,
-               min=0,
-               mutable=True,
-               help='Seconds the agent waits after answering kexec.execute '
-                    'before it kexecs, so that its answer reaches the '
-                    'conductor.'),
+    cfg.FloatOpt('execute_delay',
+                 default=0.2,
+                 min=0,
+                 max=300,
+                 mutable=True,
+                 help='Seconds the agent waits after answering '
+                      'kexec.execute before it kexecs, so that its answer '
+                      'reaches the conductor. It is on the critical path '
+                      'of every deploy. An answer lost to a too short '
+                      'delay costs nothing but a warning: the conductor '
+                      'then only trusts the agent\'s silence.'),
     cfg.IntOpt('agent_gone_timeout',
                default=30,
                min=1,

@@ -150,7 +150,7 @@ def execute(task, client, timings):
     if not gone:
         raise KexecNotDone(
             protocol.REASON_EXECUTE_FAILED,
-            'the agent still answered %d seconds after kexec.execute'
+            'the agent still answered %s seconds after kexec.execute'
             % (CONF.kexec.execute_delay + CONF.kexec.agent_gone_timeout),
             executed=True)
 
@@ -168,10 +168,11 @@ def _send_execute(client, node):
 
 
 def _wait_until_gone(node, client):
-    # The agent answers on purpose during its delay; only the time after
-    # it counts against the timeout.
-    deadline = (time.monotonic() + CONF.kexec.execute_delay
-                + CONF.kexec.agent_gone_timeout)
+    # The agent answers on purpose during its delay: probing it then only
+    # costs TLS handshakes, and only the time after it counts against the
+    # timeout.
+    time.sleep(CONF.kexec.execute_delay)
+    deadline = time.monotonic() + CONF.kexec.agent_gone_timeout
     while True:
         if not client.agent_answers(node, _PROBE_TIMEOUT):
             return True

@@ -282,7 +282,9 @@ class TestExecute(ExtensionTestCase):
         order = mock.Mock()
         order.attach_mock(mock_sync, 'sync')
         order.attach_mock(mock_popen, 'popen')
+        before = time.monotonic()
         result = self.run_execute(delay=7)
+        after = time.monotonic()
         self.assertEqual(ext_base.AgentCommandStatus.SUCCEEDED,
                          result.command_status)
         self.assertEqual({'delay': 7}, result.command_result)
@@ -290,8 +292,13 @@ class TestExecute(ExtensionTestCase):
                          [c[0] for c in order.mock_calls])
         mock_sync.assert_called_once_with('full_sync')
         args, kwargs = mock_popen.call_args
-        self.assertEqual([sys.executable, '-c', kexec._EXEC_LATER, '7',
-                          self.kexec], args[0])
+        argv = args[0]
+        self.assertEqual([sys.executable, '-I', '-S', '-c',
+                          kexec._EXEC_LATER], argv[:5])
+        # The child gets the moment to kexec at, on the monotonic clock,
+        # not a delay that its own start-up would lengthen.
+        self.assertTrue(before + 7 <= float(argv[5]) <= after + 7)
+        self.assertEqual(self.kexec, argv[6])
         self.assertTrue(kwargs['start_new_session'])
         self.assertNotIn('shell', kwargs)
 

@@ -49,7 +49,7 @@ class KexecTestCase(db_base.DbTestCase):
                     group='agent')
         self.config(deploy_logs_collect='never', group='agent')
         self.config(load_poll_interval=0, agent_gone_interval=0,
-                    execute_delay=1, group='kexec')
+                    execute_delay=0.05, group='kexec')
 
         self.bmc = fakes.FakeBMC()
         for name in ('get_power_state', 'set_power_state', 'reboot'):

@@ -16,6 +16,7 @@ API (as a ``requests.Session``) and the BMC (as ipmitool's power calls).
 
 import base64
 import json
+import time
 
 from ironic.common import states
 import requests
@@ -99,6 +100,8 @@ class FakeAgent(object):
         self.execute_error = None
         self.execute_drops_reply = False
         self.answers_after_execute = 1
+        # When each request came, on the monotonic clock: (method, time).
+        self.times = []
         self.busy = False
         self._running = None
 
@@ -114,6 +117,7 @@ class FakeAgent(object):
             raise requests.ConnectionError('Connection refused')
         body = json.loads(data)
         name, params_ = body['name'], body['params']
+        self.times.append((name, time.monotonic()))
         self.posts.append((name, params_, (params or {}).get('wait')))
         if self.busy:
             return self._unknown(409, 'Agent is busy: executing command x')
@@ -134,6 +138,7 @@ class FakeAgent(object):
         return FakeResponse(200, dict(result))
 
     def get(self, url, params=None, verify=None, timeout=None):
+        self.times.append(('GET', time.monotonic()))
         if self.answers_after_execute is not None and self._executed():
             if self.answers_after_execute <= 0:
                 self.answering = False

@@ -79,8 +79,14 @@ class KexecDeployTestCase(base.KexecTestCase):
                           protocol.PARAM_FILE_SYSCALL: 'auto'},
                          load_params)
         self.assertEqual('false', self.agent.posts[0][2])
-        self.assertEqual(({protocol.PARAM_DELAY: 1}, 'true'),
+        self.assertEqual(({protocol.PARAM_DELAY: 0.05}, 'true'),
                          self.agent.posts[1][1:])
+        # The agent answers on purpose during its delay: it is not probed
+        # before the delay is over.
+        executed_at = dict(self.agent.times)['kexec.execute']
+        probes = [t for name, t in self.agent.times
+                  if name == 'GET' and t > executed_at]
+        self.assertGreaterEqual(probes[0] - executed_at, 0.05)
 
         self.assertEqual(record.PATH_KEXEC, rec['path'])
         self.assertIsNone(rec['reason'])

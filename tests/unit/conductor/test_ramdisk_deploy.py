@@ -202,7 +202,7 @@ class KexecPathTestCase(RamdiskKexecTestCase):
         line = self.ipxe_ramdisk_kernel_line(node)
         self.assertIn(' %s ' % kernel_url, line)
         self.assertIn(' %s ' % params[protocol.PARAM_CMDLINE], line)
-        self.assertEqual(({protocol.PARAM_DELAY: 1}, 'true'),
+        self.assertEqual(({protocol.PARAM_DELAY: 0.05}, 'true'),
                          self.agent.posts[1][1:])
 
         self.assertEqual(record.PATH_KEXEC, rec['path'])
