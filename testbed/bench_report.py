@@ -109,10 +109,14 @@ def markdown(data):
                 ' | '.join(_triple(entry['phases'][c]) for c in columns)))
         lines.append('')
         for pair in stats.PAIRS:
-            r = stats.ratio(summary, post, pair)
-            lines.append('- %s: median time to usable, kexec / power cycle '
-                         '= %s' % (pair, 'n/a' if r is None else '%.2f' % r))
+            lines.append(
+                '- %s: median time to usable, kexec / power cycle = %s; '
+                'median handoff to usable (%s) = %s' % (
+                    pair, _ratio(summary, post, pair), _handoff_to_usable(
+                        summary, post, pair),
+                    _ratio(summary, post, pair, stats.HANDOFF_TO_USABLE)))
         lines.append('')
+        lines += _handoff_table(data, post, names)
     failures = [r for r in data['runs'] if not stats.succeeded(r)]
     if failures:
         lines += ['## Failed runs', '']
@@ -125,6 +129,43 @@ def markdown(data):
         '%s = %s' % (p, dict(stats.MILESTONE_TITLES)[m])
         for p, m in stats.PHASES) + '.', '']
     return '\n'.join(lines)
+
+
+def _ratio(summary, post, pair, figure=stats.TOTAL):
+    r = stats.ratio(summary, post, pair, figure)
+    return 'n/a' if r is None else '%.2f' % r
+
+
+def _handoff_to_usable(summary, post, pair):
+    """The medians behind the handoff-to-usable ratio, power cycle first."""
+    cells = []
+    for name in stats.variants_of([pair]):
+        entry = summary.get((post, name))
+        median = entry and entry['phases'][stats.HANDOFF_TO_USABLE]['median']
+        cells.append('%s %s s' % (name, cell(median)))
+    return ' against '.join(cells)
+
+
+def _handoff_table(data, post, names):
+    """The kexec record of the kexec variants: path taken and timings."""
+    paths = stats.kexec_paths(data['runs'])
+    timings = stats.kexec_timings(data['runs'])
+    titles = [t for t, _side, _key in stats.KEXEC_TIMINGS
+              if any(t in timings.get((post, n), {}) for n in names)]
+    rows = [n for n in names if (post, n) in paths]
+    if not rows:
+        return []
+    lines = ['The kexec hand-off, from the node\'s kexec record (seconds, '
+             'min / median / max of the successful runs):', '',
+             '| variant | path taken | ' + ' | '.join(titles) + ' |',
+             '|---|---|' + '---|' * len(titles)]
+    for name in rows:
+        taken = ', '.join('%s x%d' % (path, count) for path, count in
+                          sorted(paths[(post, name)].items()))
+        table = timings.get((post, name), {})
+        lines.append('| %s | %s | %s |' % (name, taken, ' | '.join(
+            _triple(table[t]) if t in table else '-' for t in titles)))
+    return lines + ['']
 
 
 def write_json(data, directory):

@@ -44,6 +44,11 @@ PHASES = (
     ('kernel to usable', 'instance usable'),
 )
 TOTAL = 'time to usable'
+# The part of a deploy that the deploy interface changes: the phases
+# before it are the same code for both variants of a pair, and their
+# noise (the agent's boot under TCG varies by several seconds) would
+# hide the difference in the time to usable.
+HANDOFF_TO_USABLE = 'handoff to usable'
 # The milestones of a run as the report names them.
 MILESTONE_TITLES = (
     ('deploy request', 'deploy request'),
@@ -89,6 +94,9 @@ def phases(milestones):
         last = at
     usable = milestones.get('instance usable')
     out[TOTAL] = usable
+    handoff = milestones.get('handoff')
+    out[HANDOFF_TO_USABLE] = (usable - handoff if None not in (
+        usable, handoff) else None)
     return out
 
 
@@ -120,7 +128,7 @@ def summarize(runs):
     for key, group in groups.items():
         good = [r for r in group if succeeded(r)]
         table = {}
-        for phase in [p for p, _ in PHASES] + [TOTAL]:
+        for phase in [p for p, _ in PHASES] + [TOTAL, HANDOFF_TO_USABLE]:
             table[phase] = describe(phases(r['milestones'])[phase]
                                     for r in good)
         out[key] = {'runs': len(group), 'failed': len(group) - len(good),
@@ -128,8 +136,8 @@ def summarize(runs):
     return out
 
 
-def ratio(summary, post, pair):
-    """Median time to usable, kexec over power cycle, for one pair.
+def ratio(summary, post, pair, figure=TOTAL):
+    """Median ``figure`` (time to usable), kexec over power cycle.
 
     ``None`` when either variant of the pair has no successful run.
     """
@@ -140,13 +148,60 @@ def ratio(summary, post, pair):
         stats = summary.get((post, name))
         if not stats:
             return None
-        median = stats['phases'][TOTAL]['median']
+        median = stats['phases'][figure]['median']
         if median is None:
             return None
         medians[role] = median
     if not medians.get('power-cycle'):
         return None
     return medians['kexec'] / medians['power-cycle']
+
+
+# The kexec record's timings (see ironic_kexec.record): the conductor's
+# side of the hand-off, then the agent's. Each is (title, side, key).
+KEXEC_TIMINGS = (
+    ('load (conductor)', 'timings', 'load'),
+    ('execute (conductor)', 'timings', 'execute'),
+    ('agent gone (conductor)', 'timings', 'agent_gone'),
+    ('discover (agent)', 'agent_timings', 'discover'),
+    ('download (agent)', 'agent_timings', 'download'),
+    ('kexec --load (agent)', 'agent_timings', 'load'),
+)
+
+
+def kexec_paths(runs):
+    """{(post, variant): {path taken: count}} from the kexec records."""
+    out = {}
+    for run in runs:
+        rec = run.get('kexec_record') or {}
+        if not rec.get('path'):
+            continue
+        paths = out.setdefault((run['post'], run['variant']), {})
+        key = rec['path'] + (' (%s)' % rec['reason']
+                             if rec.get('reason') else '')
+        paths[key] = paths.get(key, 0) + 1
+    return out
+
+
+def kexec_timings(runs):
+    """{(post, variant): {title: describe(...)}} of the successful runs.
+
+    Only the timings some run recorded are given.
+    """
+    groups = {}
+    for run in runs:
+        rec = run.get('kexec_record') or {}
+        if succeeded(run) and rec.get('timings'):
+            groups.setdefault((run['post'], run['variant']), []).append(rec)
+    out = {}
+    for key, recs in groups.items():
+        table = {}
+        for title, side, name in KEXEC_TIMINGS:
+            desc = describe((r.get(side) or {}).get(name) for r in recs)
+            if desc['n']:
+                table[title] = desc
+        out[key] = table
+    return out
 
 
 def final_line(summary, post, runs):

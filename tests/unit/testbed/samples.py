@@ -43,6 +43,17 @@ def run(variant, round_no, usable, post=0.0, agent=60.0, written=120.0,
             'milestones': milestones}
 
 
+def kexec_record(path='kexec', reason=None, load=4.0, execute=1.0,
+                 agent_gone=0.5, discover=1.5, kexec_load=2.0):
+    """A node's kexec record, shaped as ironic_kexec.record writes it."""
+    return {'path': path, 'reason': reason, 'mode': 'auto',
+            'timings': {'load': load, 'execute': execute,
+                        'agent_gone': agent_gone},
+            'agent_timings': {'preflight': 0.01, 'discover': discover,
+                              'load': kexec_load,
+                              'total': discover + kexec_load}}
+
+
 def data(runs=None, posts=(0.0,), variants=('direct', 'kexec'),
          unavailable=None):
     if runs is None:

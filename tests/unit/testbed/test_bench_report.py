@@ -59,6 +59,25 @@ class MarkdownTestCase(unittest.TestCase):
         self.assertIn('TCG', text)
         self.assertIn('Sample CPU, 2 cores, accel=tcg', text)
 
+    def test_handoff_to_usable_ratio_and_kexec_table(self):
+        data = samples.data()
+        for r in data['runs']:
+            if r['variant'] == 'kexec':
+                r['kexec_record'] = samples.kexec_record()
+        text = report.markdown(data)
+        self.assertIn('median handoff to usable (direct 80.0 s against '
+                      'kexec 30.0 s) = 0.38', text)
+        row = [ln for ln in self.table_rows(text)
+               if ln.startswith('| kexec | kexec x3 |')][0]
+        self.assertIn('| 4.0 / 4.0 / 4.0 | 1.0 / 1.0 / 1.0 |', row)
+        header = [ln for ln in self.table_rows(text)
+                  if ln.startswith('| variant | path taken |')][0]
+        self.assertIn('load (conductor)', header)
+        self.assertNotIn('download (agent)', header)
+
+    def test_no_kexec_table_without_records(self):
+        self.assertNotIn('path taken', report.markdown(samples.data()))
+
     def test_emulated_post_rows_are_labelled(self):
         runs = [samples.run('direct', 1, 300.0, post=130.0),
                 samples.run('kexec', 1, 150.0, post=130.0)]

@@ -27,7 +27,8 @@ class PhasesTestCase(unittest.TestCase):
         self.assertEqual({'to agent up': 60.0, 'image write': 60.0,
                           'to handoff': 10.0, 'handoff to kernel': 10.0,
                           'kernel to usable': 30.0,
-                          'time to usable': 170.0}, got)
+                          'time to usable': 170.0,
+                          'handoff to usable': 40.0}, got)
 
     def test_missing_milestone_counts_in_next_phase(self):
         # A diskless deploy writes no image: the agent-to-handoff time
@@ -94,6 +95,23 @@ class SummaryTestCase(unittest.TestCase):
                                stats.ratio(summary, 0.0, 'disk'))
         self.assertIsNone(stats.ratio(summary, 0.0, 'diskless'))
 
+    def test_handoff_to_usable(self):
+        # direct: handoff at 130 s, usable at 200/260/210 s; kexec: 150/
+        # 170/160 s.
+        summary = stats.summarize(samples.data()['runs'])
+        self.assertEqual(
+            80.0,
+            summary[(0.0, 'direct')]['phases']['handoff to usable']['median'])
+        self.assertAlmostEqual(
+            30.0 / 80.0,
+            stats.ratio(summary, 0.0, 'disk', stats.HANDOFF_TO_USABLE))
+
+    def test_handoff_to_usable_needs_both_milestones(self):
+        got = stats.phases({'deploy request': 0.0, 'handoff': None,
+                            'instance usable': 50.0})
+        self.assertIsNone(got['handoff to usable'])
+        self.assertEqual(50.0, got['time to usable'])
+
     def test_failed_runs_are_counted_not_averaged(self):
         runs = samples.data()['runs'] + [
             samples.run('kexec', 4, 1.0, ok=False)]
@@ -115,6 +133,35 @@ class SummaryTestCase(unittest.TestCase):
         runs = [samples.run('direct', 1, 200.0, ok=False),
                 samples.run('kexec', 1, 150.0)]
         self.assertIsNone(stats.ratio(stats.summarize(runs), 0.0, 'disk'))
+
+
+class KexecRecordTestCase(unittest.TestCase):
+
+    def runs(self):
+        runs = samples.data()['runs']
+        kexec = [r for r in runs if r['variant'] == 'kexec']
+        for r, load in zip(kexec, (4.0, 3.0, 5.0)):
+            r['kexec_record'] = samples.kexec_record(load=load)
+        failed = samples.run('kexec', 4, 1.0, ok=False)
+        failed['kexec_record'] = samples.kexec_record(
+            'power-cycle', 'no_kernel', load=99.0)
+        return runs + [failed]
+
+    def test_paths_taken_with_reasons(self):
+        self.assertEqual({(0.0, 'kexec'): {'kexec': 3,
+                                           'power-cycle (no_kernel)': 1}},
+                         stats.kexec_paths(self.runs()))
+
+    def test_timings_of_the_successful_runs(self):
+        table = stats.kexec_timings(self.runs())[(0.0, 'kexec')]
+        self.assertEqual({'n': 3, 'min': 3.0, 'median': 4.0, 'max': 5.0},
+                         table['load (conductor)'])
+        self.assertEqual(2.0, table['kexec --load (agent)']['median'])
+        # No run downloaded anything: no such column.
+        self.assertNotIn('download (agent)', table)
+
+    def test_power_cycle_variants_have_no_record(self):
+        self.assertNotIn((0.0, 'direct'), stats.kexec_paths(self.runs()))
 
 
 class FinalLineTestCase(unittest.TestCase):
