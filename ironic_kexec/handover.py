@@ -150,7 +150,7 @@ def execute(task, client, timings):
     if not gone:
         raise KexecNotDone(
             protocol.REASON_EXECUTE_FAILED,
-            'the agent still answered %s seconds after kexec.execute'
+            'the agent still answered %g seconds after kexec.execute'
             % (CONF.kexec.execute_delay + CONF.kexec.agent_gone_timeout),
             executed=True)
 
