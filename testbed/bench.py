@@ -80,9 +80,12 @@ def parse_args(argv=None):
     parser.add_argument('--results', help='results folder (default: '
                         'results/bench-<timestamp>/ at the top of the '
                         'tree)')
-    parser.add_argument('--report-only', metavar='DIR',
+    parser.add_argument('--report-only', metavar='DIR', nargs='+',
                         help='make the report again from DIR/results.json '
-                             'without deploying')
+                             'without deploying; with several folders '
+                             '(a benchmark run in parts), their runs are '
+                             'put together and the report goes to '
+                             '--results')
     args = parser.parse_args(argv)
     args.pairs = [p.strip() for p in args.variants.split(',') if p.strip()]
     bad = set(args.pairs) - set(stats.PAIRS)
@@ -92,6 +95,8 @@ def parse_args(argv=None):
                          for p in group})
     if args.runs < 1:
         parser.error('--runs must be at least 1')
+    if args.report_only and len(args.report_only) > 1 and not args.results:
+        parser.error('several --report-only folders need --results')
     return args
 
 
@@ -220,7 +225,10 @@ def finish(data, out):
 def main(argv=None):
     args = parse_args(argv)
     if args.report_only:
-        return finish(report.read_json(args.report_only), args.report_only)
+        out = args.results or args.report_only[0]
+        os.makedirs(out, exist_ok=True)
+        return finish(report.merge(report.read_json(d)
+                                   for d in args.report_only), out)
     out = os.path.abspath(args.results or os.path.join(
         testbed.repo_dir(), 'results',
         'bench-%s' % time.strftime('%Y%m%d-%H%M%S')))

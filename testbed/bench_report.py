@@ -84,7 +84,12 @@ def markdown(data):
                  machine.get('qemu')),
              '- runs per variant: %d (variants alternated: %s)' % (
                  data['settings']['runs'], ', '.join(names)),
-             '- started: %s' % data['settings'].get('started'), '']
+             '- started: %s' % data['settings'].get('started')]
+    for part in data['settings'].get('parts') or ():
+        lines.append('- made in parts; one started %s: %s, %s' % (
+            part.get('started'), ', '.join(part['variants']), ', '.join(
+                post_label(p) for p in part['posts'])))
+    lines.append('')
     if data['settings'].get('stopped'):
         lines += ['- the benchmark stopped early: %s' %
                   data['settings']['stopped'], '']
@@ -178,6 +183,37 @@ def write_json(data, directory):
 def read_json(directory):
     with open(os.path.join(directory, JSON_NAME)) as f:
         return json.load(f)
+
+
+def merge(parts):
+    """One benchmark's data from the data of several invocations.
+
+    For a run made in parts (one ``--post`` value or pair at a time):
+    the runs are put together, the settings say what each part was.
+    """
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    names = {n for part in parts for n in part['settings']['variants']}
+    unavailable = {}
+    for part in parts:
+        unavailable.update(part['settings'].get('unavailable') or {})
+    settings = {
+        'runs': min(part['settings']['runs'] for part in parts),
+        'posts': sorted({p for part in parts
+                         for p in part['settings']['posts']}),
+        'variants': [v[0] for v in stats.VARIANTS if v[0] in names],
+        'unavailable': unavailable,
+        'started': min(part['settings'].get('started') or ''
+                       for part in parts),
+        'parts': [part['settings'] for part in parts],
+    }
+    stopped = [part['settings']['stopped'] for part in parts
+               if part['settings'].get('stopped')]
+    if stopped:
+        settings['stopped'] = '; '.join(stopped)
+    return {'machine': parts[0]['machine'], 'settings': settings,
+            'runs': [run for part in parts for run in part['runs']]}
 
 
 def chart_bars(data):

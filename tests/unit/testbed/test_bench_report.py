@@ -183,6 +183,44 @@ class CommandLineTestCase(TempDirMixin, unittest.TestCase):
         self.assertTrue(os.path.exists(
             os.path.join(self.dir, report.MARKDOWN_NAME)))
 
+    def test_report_only_merges_a_run_made_in_parts(self):
+        post0 = samples.data()
+        post130 = samples.data(
+            runs=[samples.run('direct', 1, 460.0, post=130.0),
+                  samples.run('kexec', 1, 230.0, post=130.0)],
+            posts=(130.0,))
+        post130['settings']['started'] = '2026-01-01 01:00:00 +0000'
+        dirs = []
+        for i, data in enumerate((post0, post130)):
+            dirs.append(os.path.join(self.dir, 'part%d' % i))
+            os.makedirs(dirs[-1])
+            report.write_json(data, dirs[-1])
+        merged = os.path.join(self.dir, 'merged')
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = bench.main(['--report-only'] + dirs + ['--results', merged])
+        self.assertEqual(0, rc)
+        self.assertEqual(
+            ['time-to-usable kexec/power-cycle: disk 0.76, diskless n/a '
+             '(3 runs, post 0 s)',
+             'time-to-usable kexec/power-cycle: disk 0.50, diskless n/a '
+             '(3 runs, post 130 s)'],
+            out.getvalue().rstrip('\n').splitlines()[-2:])
+        data = report.read_json(merged)
+        self.assertEqual(8, len(data['runs']))
+        self.assertEqual([0.0, 130.0], data['settings']['posts'])
+        self.assertEqual('2026-01-01 00:00:00 +0000',
+                         data['settings']['started'])
+        with open(os.path.join(merged, report.MARKDOWN_NAME)) as f:
+            self.assertIn('- made in parts; one started 2026-01-01 '
+                          '01:00:00 +0000: direct, kexec, emulated POST '
+                          '130 s', f.read())
+
+    def test_several_folders_need_a_results_folder(self):
+        with contextlib.redirect_stderr(io.StringIO()):
+            self.assertRaises(SystemExit, bench.parse_args,
+                              ['--report-only', 'a', 'b'])
+
     def test_report_only_fails_with_a_failed_run(self):
         data = samples.data()
         data['runs'].append(samples.run('kexec', 4, 1.0, ok=False))
