@@ -86,9 +86,10 @@ def markdown(data):
                  data['settings']['runs'], ', '.join(names)),
              '- started: %s' % data['settings'].get('started')]
     for part in data['settings'].get('parts') or ():
-        lines.append('- made in parts; one started %s: %s, %s' % (
-            part.get('started'), ', '.join(part['variants']), ', '.join(
-                post_label(p) for p in part['posts'])))
+        lines.append('- part started %s: %d deploys of %s with %s' % (
+            part.get('started'), part['deploys'],
+            ', '.join(part['variants']),
+            ' and '.join(post_label(p) for p in part['posts'])))
     lines.append('')
     if data['settings'].get('stopped'):
         lines += ['- the benchmark stopped early: %s' %
@@ -206,7 +207,15 @@ def merge(parts):
         'unavailable': unavailable,
         'started': min(part['settings'].get('started') or ''
                        for part in parts),
-        'parts': [part['settings'] for part in parts],
+        # What each part holds, from its runs: a part may have been
+        # stopped before it ran all it was asked to.
+        'parts': [{'started': part['settings'].get('started'),
+                   'deploys': len(part['runs']),
+                   'variants': [v[0] for v in stats.VARIANTS
+                                if any(r['variant'] == v[0]
+                                       for r in part['runs'])],
+                   'posts': sorted({r['post'] for r in part['runs']})}
+                  for part in parts],
     }
     stopped = [part['settings']['stopped'] for part in parts
                if part['settings'].get('stopped')]

@@ -212,9 +212,25 @@ class CommandLineTestCase(TempDirMixin, unittest.TestCase):
         self.assertEqual('2026-01-01 00:00:00 +0000',
                          data['settings']['started'])
         with open(os.path.join(merged, report.MARKDOWN_NAME)) as f:
-            self.assertIn('- made in parts; one started 2026-01-01 '
-                          '01:00:00 +0000: direct, kexec, emulated POST '
+            self.assertIn('- part started 2026-01-01 01:00:00 +0000: 2 '
+                          'deploys of direct, kexec with emulated POST '
                           '130 s', f.read())
+
+    def test_parts_are_described_by_their_runs(self):
+        # A part asked for two POST values but stopped after the first.
+        stopped = samples.data(posts=(0.0, 130.0))
+        other = samples.data(
+            runs=[samples.run('ramdisk', 1, 150.0, post=130.0)],
+            posts=(130.0,), variants=('ramdisk', 'ramdisk-kexec'))
+        merged = report.merge([stopped, other])
+        self.assertEqual(
+            [{'started': '2026-01-01 00:00:00 +0000', 'deploys': 6,
+              'variants': ['direct', 'kexec'], 'posts': [0.0]},
+             {'started': '2026-01-01 00:00:00 +0000', 'deploys': 1,
+              'variants': ['ramdisk'], 'posts': [130.0]}],
+            merged['settings']['parts'])
+        self.assertEqual(['direct', 'kexec', 'ramdisk', 'ramdisk-kexec'],
+                         merged['settings']['variants'])
 
     def test_several_folders_need_a_results_folder(self):
         with contextlib.redirect_stderr(io.StringIO()):
