@@ -134,6 +134,24 @@ class TestbedTestCase(testtools.TestCase):
                              'the instance never answered on its port')
         self.assertIsNotNone(result.instance_answer)
 
+    def assertFellBack(self, result, reason):
+        """Active by the power cycle, with ``reason`` on the node.
+
+        The record and a node history event name the reason, and the
+        instance was started through the BMC and the firmware.
+        """
+        self.assertDeployedActive(result)
+        record = result.kexec_record
+        self.assertIsNotNone(record, 'no kexec record on the node')
+        self.assertEqual('power-cycle', record.get('path'), record)
+        self.assertEqual(reason, record.get('reason'), record)
+        self.assertTrue(
+            [e for e in result.history_events() if reason in e],
+            'no node history event names %s: %s'
+            % (reason, result.history_events()))
+        self.assertNotEqual([], result.power_actions_after_handoff)
+        self.assertEqual(1, result.firmware_runs_after_handoff)
+
     def assertInstanceCmdlineClean(self, result):
         """The instance runs its own command line, not the agent's."""
         cmdline = result.instance_answer.split(
