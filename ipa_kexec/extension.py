@@ -47,7 +47,13 @@ _URL_PARAMS = (protocol.PARAM_KERNEL_URL, protocol.PARAM_INITRD_URL,
                protocol.PARAM_CHECKSUM_ALGO, protocol.PARAM_MAX_SIZE)
 GET_BOOT_ENTRY_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_ROOT_PATH,
                                               protocol.PARAM_FILE_SYSCALL))
-LOAD_PARAMS = _DISCOVERY_PARAMS + (protocol.PARAM_FILE_SYSCALL,) + _URL_PARAMS
+LOAD_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_FILE_SYSCALL,)
+               + _URL_PARAMS + (protocol.PARAM_DENY,))
+# Parameters whose values are not strings; each is validated on its own.
+_NON_STRING_PARAMS = (protocol.PARAM_MAX_SIZE, protocol.PARAM_DENY)
+# The conductor sends only the rules it could not decide itself, a few;
+# the bound keeps a bad request from costing the agent unbounded matching.
+MAX_DENY_RULES = 1000
 # Parameters that name files on the disk, meaningless with kernel_url.
 _DISK_SOURCE_PARAMS = (protocol.PARAM_ROOT_UUID, protocol.PARAM_KERNEL,
                        protocol.PARAM_INITRD)
@@ -62,7 +68,7 @@ def _check_params(params, allowed):
         raise ipa_errors.InvalidCommandParamsError(
             'unknown parameters: %s' % ', '.join(unknown))
     for name, value in params.items():
-        if (value is not None and name != protocol.PARAM_MAX_SIZE
+        if (value is not None and name not in _NON_STRING_PARAMS
                 and not isinstance(value, str)):
             raise ipa_errors.InvalidCommandParamsError(
                 '%s must be a string' % name)
@@ -121,9 +127,26 @@ def _validate_url_params(params):
         raise _invalid('max_size must be a positive number of bytes')
 
 
+def _validate_deny(params):
+    rules = params.get(protocol.PARAM_DENY)
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        raise _invalid('deny must be a list of deny rules')
+    if len(rules) > MAX_DENY_RULES:
+        raise _invalid('deny has %d rules, at most %d are accepted'
+                       % (len(rules), MAX_DENY_RULES))
+    for index, rule in enumerate(rules):
+        try:
+            protocol.check_deny_rule(rule)
+        except ValueError as e:
+            raise _invalid('deny rule %d: %s' % (index, e))
+
+
 def _validate_load(ext, **params):
     _check_params(params, LOAD_PARAMS)
     _validate_url_params(params)
+    _validate_deny(params)
 
 
 def _validate_execute(ext, **params):
@@ -230,6 +253,9 @@ class KexecExtension(base.BaseAgentExtension):
         # Before touching the disk: a node that cannot kexec at all
         # should fall back to a power cycle at once.
         method = self.preflight.check(mode)
+        # Hardware known not to survive a kexec: also before the disk or
+        # a download, the node is power cycled instead.
+        self.preflight.check_deny(params.get(protocol.PARAM_DENY))
         kexec_path = self.preflight.kexec_path()
         timings['preflight'] = time.monotonic() - start
         phase, boot_files = self._boot_files(params)

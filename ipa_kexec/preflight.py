@@ -21,6 +21,7 @@ import os
 import shutil
 
 from ipa_kexec import errors
+from ipa_kexec import hardware_facts
 from ironic_kexec import protocol
 
 LOG = logging.getLogger(__name__)
@@ -98,6 +99,26 @@ class Preflight(object):
         if self.secure_boot():
             return 'UEFI Secure Boot'
         return None
+
+    def read_facts(self):
+        """The running hardware, as the deny rules see it."""
+        return hardware_facts.Collector(self.system_root).collect()
+
+    def check_deny(self, rules):
+        """Raise a KexecError (reason ``denied``) if a deny rule matches.
+
+        :param rules: well-formed deny rules, or None.
+        """
+        if not rules:
+            # No sysfs walk for the common case of no rules.
+            return
+        facts = self.read_facts()
+        LOG.info('Checking %d hardware deny rules against system vendor '
+                 '%r, product %r, %s PCI devices', len(rules),
+                 facts.system_vendor, facts.system_product,
+                 'unknown' if facts.devices is None
+                 else len(facts.devices))
+        hardware_facts.check_deny(rules, facts)
 
     def check(self, file_syscall=protocol.FILE_SYSCALL_AUTO):
         """Raise a KexecError unless kexec can work; return the method.

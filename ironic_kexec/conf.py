@@ -117,15 +117,74 @@ opts = [
     cfg.BoolOpt('allow_network_isolation',
                 default=False,
                 mutable=True,
-                help='In "auto" mode, kexec is skipped (reason '
-                     '"network_isolation") for nodes whose network '
-                     'interface moves them from the provisioning network '
-                     'to the tenant network after the agent is torn down '
-                     '(any network interface but "flat" and "noop"): with '
-                     'kexec the instance would start booting on the '
-                     'provisioning network. Set to True when the instance '
-                     'copes with that, e.g. it waits for its link or '
-                     'retries DHCP.'),
+                help='Kexec is refused (reason "network_isolation") for '
+                     'nodes whose network interface moves them from the '
+                     'provisioning network to the tenant network after the '
+                     'agent is torn down (any network interface but "flat" '
+                     'and "noop"): with kexec the tenant\'s OS would start '
+                     'on the provisioning network. In "auto" mode the node '
+                     'is power cycled instead, in "required" mode the '
+                     'deploy fails. Set to True only when the switch '
+                     'happens before the instance uses its network and the '
+                     'instance copes with the change, e.g. it waits for '
+                     'its link or retries DHCP.'),
+    cfg.StrOpt('verify',
+               default='tcp:22',
+               mutable=True,
+               help='How the conductor checks that the instance came up '
+                    'after a kexec: "none", "tcp:PORT" or "tcp:HOST:PORT" '
+                    '(the instance accepts a TCP connection), or '
+                    '"banner:PORT" / "banner:HOST:PORT" (it also sends '
+                    'at least one byte, as SSH does; for networks where '
+                    'something accepts connections on the instance\'s '
+                    'behalf, such as NAT proxies). Without a HOST the '
+                    'address comes from instance_info/kexec_verify_address, '
+                    'then from the fixed IPs of the node\'s tenant VIFs in '
+                    'Neutron; with none known the handoff is recorded as '
+                    '"unknown", never failed. driver_info/kexec_verify and '
+                    'then instance_info/kexec_verify override this.'),
+    cfg.IntOpt('verify_timeout',
+               default=600,
+               min=1,
+               mutable=True,
+               help='Seconds from the kexec until the instance must answer '
+                    'the verification. After that the node is power cycled '
+                    'through its BMC (reason "not_verified") and its boot '
+                    'is checked again for as long. Both waits together '
+                    'must stay below [conductor]deploy_callback_timeout.'),
+    cfg.IntOpt('verify_interval',
+               default=5,
+               min=1,
+               help='Seconds between two checks of the nodes whose kexec '
+                    'handoff is being verified (a periodic task of each '
+                    'conductor; no worker waits in between). Read at '
+                    'start.'),
+    cfg.FloatOpt('verify_probe_timeout',
+                 default=2.0,
+                 min=0.1,
+                 max=30,
+                 mutable=True,
+                 help='Seconds one verification probe waits for a '
+                      'connection (and for "banner:", its first byte). All '
+                      'pending nodes are probed at once.'),
+    cfg.IntOpt('circuit_breaker_threshold',
+               default=3,
+               min=0,
+               mutable=True,
+               help='After this many kexec handoffs in a row that failed '
+                    'verification on a node, the node stops using kexec '
+                    '(reason "circuit_open") until an operator resets its '
+                    'count: baremetal node unset NODE --driver-info '
+                    'kexec_failures. 0 never stops.'),
+    cfg.StrOpt('deny_list',
+               default='',
+               mutable=True,
+               help='Path of a JSON file with a list of hardware deny '
+                    'rules: hardware known not to survive kexec. A node '
+                    'matching one is power cycled instead (reason '
+                    '"denied"). Rules are matched against the node\'s '
+                    'inspection data on the conductor and against the '
+                    'running hardware in the agent. Empty: no rules.'),
 ]
 
 

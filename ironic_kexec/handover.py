@@ -13,7 +13,7 @@
 """The conversation that hands a node from the agent to the instance.
 
 :func:`load` then :func:`execute`; each turns every way the agent can fail
-into :class:`KexecNotDone` with a reason code of
+into :class:`ironic_kexec.errors.NotKexec` with a reason code of
 :data:`ironic_kexec.protocol.REASONS`, so that the deploy interface only
 decides between kexec and the power cycle.
 """
@@ -26,6 +26,7 @@ from ironic.conf import CONF
 from ironic.drivers.modules import agent_client as ironic_agent_client
 from oslo_log import log
 
+from ironic_kexec import errors
 from ironic_kexec import protocol
 
 LOG = log.getLogger(__name__)
@@ -36,22 +37,6 @@ _SUCCEEDED = 'SUCCEEDED'
 # status request in milliseconds; no answer in this time means the agent
 # is gone.
 _PROBE_TIMEOUT = 2.0
-
-
-class KexecNotDone(Exception):
-    """kexec did not happen; the node must be power cycled.
-
-    :param reason: a reason code of :data:`protocol.REASONS`.
-    :param message: what happened, for the operator.
-    :param executed: True if the agent was told to kexec, so it might
-        still do it any moment.
-    """
-
-    def __init__(self, reason, message, executed=False):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.executed = executed
 
 
 def _is_unknown_command(exc):
@@ -84,7 +69,7 @@ def _not_done_from_failed_command(result, executed=False):
         message = details.get(protocol.DETAIL_MESSAGE) or str(details)
     else:
         message = ironic_agent_client.get_command_error(result)
-    return KexecNotDone(reason, message, executed=executed)
+    return errors.NotKexec(reason, message, executed=executed)
 
 
 def _call(what, node, func, *args, **kwargs):
@@ -98,18 +83,19 @@ def _call(what, node, func, *args, **kwargs):
                     {'what': what, 'node': node.uuid,
                      'cls': e.__class__.__name__, 'err': e},
                     exc_info=not isinstance(e, exception.IronicException))
-        raise KexecNotDone(_reason_from_exception(e),
-                           '%s: %s' % (e.__class__.__name__, e))
+        raise errors.NotKexec(_reason_from_exception(e),
+                              '%s: %s' % (e.__class__.__name__, e))
 
 
-def load(task, client, params, timings):
+def load(task, client, params, attempt):
     """Make the agent load the instance kernel.
 
     :param task: a TaskManager instance.
     :param client: a ``KexecAgentClient``.
     :param params: the parameters of ``kexec.load``.
-    :param timings: a dict, gets the seconds spent under 'load'.
-    :raises: KexecNotDone
+    :param attempt: a ``record.Attempt``; gets the seconds spent under
+        'load', the boot entry and the agent's timings.
+    :raises: NotKexec
     :returns: the command result: the boot entry and the load fields.
     """
     node = task.node
@@ -117,20 +103,20 @@ def load(task, client, params, timings):
     try:
         result = _call('load', node, client.kexec_load, node, params)
     finally:
-        timings['load'] = time.monotonic() - start
+        attempt.timings['load'] = time.monotonic() - start
     if result.get('command_status') != _SUCCEEDED:
         raise _not_done_from_failed_command(result)
-    return result.get('command_result') or {}
+    attempt.loaded(result.get('command_result'))
 
 
-def execute(task, client, timings):
+def execute(task, client, attempt):
     """Make the agent kexec, then wait until it stops answering.
 
     :param task: a TaskManager instance.
     :param client: a ``KexecAgentClient``.
-    :param timings: a dict, gets the seconds spent under 'execute' and
-        'agent_gone'.
-    :raises: KexecNotDone; its ``executed`` is True when the agent may have
+    :param attempt: a ``record.Attempt``; gets the seconds spent under
+        'execute' and 'agent_gone'.
+    :raises: NotKexec; its ``executed`` is True when the agent may have
         received the command.
     """
     node = task.node
@@ -138,7 +124,7 @@ def execute(task, client, timings):
     try:
         result = _call('execute', node, _send_execute, client, node)
     finally:
-        timings['execute'] = time.monotonic() - start
+        attempt.timings['execute'] = time.monotonic() - start
     if result is not None and result.get('command_status') != _SUCCEEDED:
         raise _not_done_from_failed_command(result)
 
@@ -146,9 +132,9 @@ def execute(task, client, timings):
     try:
         gone = _wait_until_gone(node, client)
     finally:
-        timings['agent_gone'] = time.monotonic() - start
+        attempt.timings['agent_gone'] = time.monotonic() - start
     if not gone:
-        raise KexecNotDone(
+        raise errors.NotKexec(
             protocol.REASON_EXECUTE_FAILED,
             'the agent still answered %g seconds after kexec.execute'
             % (CONF.kexec.execute_delay + CONF.kexec.agent_gone_timeout),

@@ -11,24 +11,67 @@
 # under the License.
 
 
-"""What both kexec deploy interfaces add to their stock parents."""
+"""What both kexec deploy interfaces add to their stock parents.
 
+One kexec attempt, in one place, for both interfaces:
+
+1. :meth:`KexecInterfaceMixin._kexec` in the interface's own step: the
+   policy (may this deploy kexec?), ``kexec.load``, ``kexec.execute`` and
+   the agent going away. Anything that stops it before the kexec is a
+   :class:`ironic_kexec.errors.NotKexec`: recorded, then the interface's
+   stock power cycle runs (or, in ``required`` mode, the deploy fails).
+2. The ``verify_kexec`` deploy step, last of the deploy: when the
+   instance was started by kexec, it records where the instance must
+   answer and returns ``deploy wait``. No worker waits.
+3. A periodic task of every conductor probes the instance of each waiting
+   node at once. An answer resumes the deploy (``active``); no answer by
+   the deadline power-cycles the node through its BMC (``auto``), whose
+   boot is then checked the same way, or fails the deploy
+   (``required``). Everything it needs is in the node's record, so a
+   restarted conductor, or the one that takes the node over, finishes
+   the job.
+"""
+
+import time
+
+from ironic.common import exception
 from ironic.common import metrics_utils
+from ironic.common import states
+from ironic.conductor import periodics
 from ironic.conductor import task_manager
+from ironic.conductor import utils as manager_utils
+from ironic.conf import CONF
+from ironic.drivers import base
 from ironic.drivers.modules import agent_base
+from ironic.drivers import utils as driver_utils
+from oslo_log import log
 
+from ironic_kexec import agent_client
 from ironic_kexec import conf as kexec_conf
+from ironic_kexec import errors
+from ironic_kexec import handover
 from ironic_kexec import policy
 from ironic_kexec import record
+from ironic_kexec import verify
+
+LOG = log.getLogger(__name__)
 
 METRICS = metrics_utils.get_metrics_logger(__name__)
 
+# After the stock steps: boot_instance is 20. The instance must be on its
+# tenant network before it can answer there.
+VERIFY_PRIORITY = 10
+
 
 class KexecInterfaceMixin(object):
-    """Validation, properties, the record's life and giving up on kexec.
+    """The kexec attempt, its verification and recovery, the record.
 
     Mixed in before a stock deploy interface, which ``super()`` reaches.
+    A subclass gives :meth:`_kexec_load_params` and calls :meth:`_kexec`
+    from the step that replaces its power cycle.
     """
+
+    diskless = False
 
     def get_properties(self):
         props = super().get_properties().copy()
@@ -48,21 +91,192 @@ class KexecInterfaceMixin(object):
         record.clear(task.node)
         return super().tear_down(task)
 
-    def _give_up_kexec(self, task, mode, reason, message, entry=None,
-                       timings=None, agent_timings=None):
-        """Record a fallback to the power cycle, or fail the deploy.
+    # The attempt.
 
-        In ``required`` mode the deploy fails with the reason code and
-        the agent's message in ``last_error``; otherwise the fallback is
-        recorded and the caller goes on with the stock path.
+    def _kexec_load_params(self, task, attempt):
+        """Get ready for the kexec; the parameters of ``kexec.load``.
+
+        :raises: NotKexec
+        """
+        raise NotImplementedError()
+
+    def _kexec(self, task):
+        """Try to start the instance by kexec.
+
+        :returns: None when the instance kernel runs; otherwise the
+            NotKexec that stopped it, recorded, for the caller's stock
+            power cycle.
+        :raises: InstanceDeployFailure in ``required`` mode, instead of
+            returning a NotKexec.
         """
         node = task.node
-        if mode == kexec_conf.MODE_REQUIRED:
-            record.failed(node, mode, reason, message, entry, timings,
-                          agent_timings)
+        record.clear(node)
+        attempt = record.Attempt(policy.get_mode(node))
+        try:
+            policy.check(task, attempt.mode, diskless=self.diskless)
+            params = self._kexec_load_params(task, attempt)
+            client = agent_client.get_client(task)
+            handover.load(task, client, params, attempt)
+            if CONF.agent.deploy_logs_collect == 'always':
+                # Now or never: the agent is about to go away.
+                driver_utils.collect_ramdisk_logs(node)
+            handover.execute(task, client, attempt)
+        except errors.NotKexec as e:
+            self._give_up_kexec(task, attempt, e)
+            return e
+        # What a power off would wipe: the agent, its URL and token are
+        # gone, whatever heartbeats next is a new agent.
+        manager_utils.wipe_internal_info_on_power_off(node)
+        record.kexec(node, attempt)
+        return None
+
+    def _give_up_kexec(self, task, attempt, not_kexec):
+        """Record a fall back to the power cycle, or fail the deploy."""
+        node = task.node
+        if attempt.mode == kexec_conf.MODE_REQUIRED:
+            record.failed(node, attempt, not_kexec.reason, not_kexec.message)
             msg = ('kexec is required for node %(node)s but not possible '
                    '(%(reason)s): %(msg)s' %
-                   {'node': node.uuid, 'reason': reason, 'msg': message})
+                   {'node': node.uuid, 'reason': not_kexec.reason,
+                    'msg': not_kexec.message})
+            if not_kexec.executed:
+                # The agent may still kexec any moment: stop it.
+                _power_off_quietly(task)
             agent_base.log_and_raise_deployment_error(task, msg)
-        record.fallback(node, mode, reason, message, entry, timings,
-                        agent_timings)
+        record.fallback(node, attempt, not_kexec.reason, not_kexec.message)
+
+    # The verification.
+
+    @METRICS.timer('KexecInterfaceMixin.verify_kexec')
+    @base.deploy_step(priority=VERIFY_PRIORITY)
+    @task_manager.require_exclusive_lock
+    def verify_kexec(self, task):
+        """Wait for the kexec'd instance to answer, without a worker.
+
+        Does nothing when the instance was not started by kexec. Returns
+        ``deploy wait`` while the instance is awaited; the periodic task
+        ``_check_kexec_handoffs`` ends the wait.
+
+        :param task: a TaskManager object containing the node
+        """
+        node = task.node
+        if not record.booted_by_kexec(node):
+            return None
+        try:
+            target, source = verify.resolve(task)
+        except verify.NoAddress as e:
+            record.verification_unknown(node, str(e))
+            return None
+        except ValueError as e:
+            # validate() refuses a malformed spec; [kexec]verify is
+            # mutable and may have changed since.
+            record.verification_unknown(node, str(e))
+            return None
+        if target is None:
+            record.verification_off(node, source)
+            return None
+        record.verification_pending(node, verify.format_target(target),
+                                    source, CONF.kexec.verify_timeout)
+        return states.DEPLOYWAIT
+
+    @METRICS.timer('KexecInterfaceMixin._check_kexec_handoffs')
+    @periodics.periodic(spacing=CONF.kexec.verify_interval)
+    def _check_kexec_handoffs(self, manager, context):
+        """Probe every waiting instance at once; act on answers and ends.
+
+        Nodes whose instance neither answered nor ran out of time are not
+        even locked.
+        """
+        waiting = {}
+        for uuid, _driver, _group, info in manager.iter_nodes(
+                fields=['driver_internal_info'],
+                filters={'provision_state': states.DEPLOYWAIT,
+                         'reserved': False, 'maintenance': False}):
+            check = record.pending_check(info)
+            if check is not None:
+                waiting[uuid] = check
+        if not waiting:
+            return
+        targets = {}
+        for uuid, (_phase, target, _deadline) in waiting.items():
+            try:
+                targets[uuid] = verify.parse(target)
+            except ValueError:
+                targets[uuid] = None
+        answers = verify.probe_all(
+            {uuid: t for uuid, t in targets.items() if t is not None},
+            CONF.kexec.verify_probe_timeout)
+        now = time.time()
+        for uuid, (phase, _target, deadline) in waiting.items():
+            answered = answers.get(uuid, False)
+            if not answered and now < deadline:
+                continue
+            try:
+                with task_manager.acquire(
+                        context, uuid, shared=True,
+                        purpose='kexec handoff verification') as task:
+                    # Each kexec interface checks its own nodes only.
+                    if type(task.driver.deploy) is not type(self):
+                        continue
+                    task.upgrade_lock(purpose='kexec handoff verification')
+                    self._end_wait(task, answered)
+            except (exception.NodeLocked, exception.NodeNotFound):
+                LOG.debug('Node %s is busy or gone, its kexec handoff is '
+                          'checked at the next run', uuid)
+
+    def _end_wait(self, task, answered):
+        node = task.node
+        check = record.pending_check(node.driver_internal_info)
+        # Checked again under the lock: another conductor, or an abort,
+        # may have been there since the probe.
+        if node.provision_state != states.DEPLOYWAIT or check is None:
+            return
+        phase, _target, deadline = check
+        if not answered and time.time() < deadline:
+            return
+        if phase == record.RECOVERY:
+            record.recovery_done(node, answered)
+            manager_utils.notify_conductor_resume_deploy(task)
+        elif answered:
+            policy.note_verification(node, ok=True)
+            record.verified(node)
+            manager_utils.notify_conductor_resume_deploy(task)
+        else:
+            self._not_verified(task)
+
+    def _not_verified(self, task):
+        node = task.node
+        opened = policy.note_verification(node, ok=False)
+        mode = (record.get(node) or {}).get('mode')
+        required = mode == kexec_conf.MODE_REQUIRED
+        message = record.not_verified(node, recovering=not required)
+        if opened:
+            record.breaker_opened(node, policy.breaker_failures(node),
+                                  policy.reset_hint(node))
+        if required:
+            # "required" refuses the power cycle: the deploy fails, and
+            # the hung node is powered off rather than left running.
+            _power_off_quietly(task)
+            manager_utils.deploying_error_handler(
+                task, 'kexec is required for node %s but its handoff failed '
+                '(not_verified): %s' % (node.uuid, message))
+            return
+        try:
+            manager_utils.node_power_action(task, states.REBOOT)
+        except Exception as e:
+            msg = ('Node %(node)s: %(msg)s, and power cycling it through '
+                   'the BMC failed: %(cls)s: %(err)s'
+                   % {'node': node.uuid, 'msg': message,
+                      'cls': e.__class__.__name__, 'err': e})
+            record.recovery_failed(node, msg)
+            manager_utils.deploying_error_handler(task, msg)
+
+
+def _power_off_quietly(task):
+    try:
+        manager_utils.node_power_action(task, states.POWER_OFF)
+    except Exception as e:
+        LOG.error('Could not power off node %(node)s after a failed kexec '
+                  'handoff. %(cls)s: %(err)s',
+                  {'node': task.node.uuid, 'cls': e.__class__.__name__,
+                   'err': e})

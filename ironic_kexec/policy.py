@@ -10,7 +10,11 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Whether a deploy should end with kexec, and what to ask the agent.
+"""Whether a deploy may end with kexec, and what to ask the agent.
+
+The one place that answers "may this deploy kexec" for both deploy
+interfaces (:func:`check`): the mode, Ironic's own reasons to reboot, the
+agent, network isolation, the circuit breaker and the hardware deny list.
 
 Mode precedence, most specific first: ``instance_info['kexec_mode']`` (this
 deploy), ``driver_info['kexec_mode']`` (the node), ``[kexec]default_mode``.
@@ -29,13 +33,17 @@ them through the command line Ironic builds for its network boot, see
 
 from ironic.common import exception
 from ironic.common import states
+from ironic.conductor import utils as manager_utils
 from ironic.conf import CONF
 from ironic.drivers.modules import boot_mode_utils
 from oslo_log import log
 from oslo_utils import strutils
 
 from ironic_kexec import conf as kexec_conf
+from ironic_kexec import deny
+from ironic_kexec import errors
 from ironic_kexec import protocol
+from ironic_kexec import verify
 
 LOG = log.getLogger(__name__)
 
@@ -46,6 +54,9 @@ EXTRA_ARGS = 'kexec_extra_args'
 KERNEL = 'kexec_kernel'
 INITRD = 'kexec_initrd'
 CMDLINE = 'kexec_cmdline'
+# driver_info, written by the conductor, removed by the operator: how many
+# kexec handoffs in a row failed verification on this node.
+FAILURES = 'kexec_failures'
 
 PROPERTIES = {
     MODE: 'Whether the deploy ends with kexec instead of a power cycle: '
@@ -57,6 +68,13 @@ PROPERTIES = {
                 'deployed kernel when it is started with kexec, after '
                 '[kexec]extra_args and before instance_info/'
                 'kexec_extra_args. Optional.',
+    verify.SPEC: 'How the conductor checks that the instance came up after '
+                 'a kexec: "none", "tcp:[HOST:]PORT" or "banner:[HOST:]PORT".'
+                 ' May be overridden per deploy by instance_info/'
+                 'kexec_verify. Defaults to [kexec]verify. Optional.',
+    FAILURES: 'Written by the conductor: kexec handoffs in a row that '
+              'failed verification. At [kexec]circuit_breaker_threshold '
+              'the node stops using kexec; unset it to reset. Optional.',
 }
 
 # Network interfaces that leave the node's ports where they are between
@@ -79,8 +97,11 @@ def validate(node):
                 'be one of %(valid)s' %
                 {'field': field, 'key': MODE, 'node': node.uuid,
                  'mode': mode, 'valid': ', '.join(kexec_conf.MODES)})
+        if info.get(verify.SPEC) is not None:
+            verify.check_target_spec(info[verify.SPEC], '%s/%s of node %s'
+                                     % (field, verify.SPEC, node.uuid))
         keys = (EXTRA_ARGS,) if field == 'driver_info' else (
-            EXTRA_ARGS, KERNEL, INITRD, CMDLINE)
+            EXTRA_ARGS, KERNEL, INITRD, CMDLINE, verify.ADDRESS)
         for key in keys:
             value = info.get(key)
             if value is not None and not isinstance(value, str):
@@ -104,42 +125,124 @@ def get_mode(node):
             or CONF.kexec.default_mode)
 
 
-def reason_to_skip(task, mode):
-    """Why this deploy must not even try kexec, or None.
+def check(task, mode, diskless=False):
+    """Raise NotKexec unless this deploy may try kexec.
 
     :param task: a TaskManager instance.
     :param mode: the result of :func:`get_mode`.
-    :returns: None, or a tuple (reason code, message).
+    :param diskless: True for a ``ramdisk-kexec`` deploy.
+    :raises: NotKexec with the reason code.
     """
     node = task.node
+
+    def no(reason, message):
+        raise errors.NotKexec(reason, message)
+
     if mode == kexec_conf.MODE_DISABLED:
-        return protocol.REASON_DISABLED, 'kexec mode is "disabled"'
+        no(protocol.REASON_DISABLED, 'kexec mode is "disabled"')
     # Cases where Ironic's own tear down does something special: keep it.
     if not task.driver.storage.should_write_image(task):
-        return (protocol.REASON_NOT_APPLICABLE,
-                'the node boots from a volume, no image was written')
+        no(protocol.REASON_NOT_APPLICABLE,
+           'the node boots from a volume, no image was written')
     if node.disable_power_off:
-        return (protocol.REASON_NOT_APPLICABLE,
-                'the node has disable_power_off set')
+        no(protocol.REASON_NOT_APPLICABLE,
+           'the node has disable_power_off set')
     if strutils.bool_from_string(
             node.driver_info.get('deploy_forces_oob_reboot', False)):
-        return (protocol.REASON_NOT_APPLICABLE,
-                'driver_info/deploy_forces_oob_reboot is set')
+        no(protocol.REASON_NOT_APPLICABLE,
+           'driver_info/deploy_forces_oob_reboot is set')
     if (states.POWER_ON
             not in task.driver.power.get_supported_power_states(task)):
-        return (protocol.REASON_NOT_APPLICABLE,
-                'the power interface cannot power the node on')
-    if not node.driver_internal_info.get('agent_url'):
-        return protocol.REASON_NO_AGENT, 'no agent URL is known'
-    if (mode == kexec_conf.MODE_AUTO
-            and node.network_interface not in _STATIC_NETWORK_INTERFACES
+        no(protocol.REASON_NOT_APPLICABLE,
+           'the power interface cannot power the node on')
+    # Whatever the mode: in "required" too, a tenant's OS must never start
+    # on the provisioning network.
+    if (node.network_interface not in _STATIC_NETWORK_INTERFACES
             and not CONF.kexec.allow_network_isolation):
-        return (protocol.REASON_NETWORK_ISOLATION,
-                'network interface "%s" switches the node to the tenant '
-                'network after the agent is gone and '
-                '[kexec]allow_network_isolation is False'
-                % node.network_interface)
-    return None
+        no(protocol.REASON_NETWORK_ISOLATION,
+           'network interface "%s" switches the node to the tenant network '
+           'after the agent is gone, so the instance would start on the '
+           'provisioning network; [kexec]allow_network_isolation is False'
+           % node.network_interface)
+    failures = breaker_failures(node)
+    threshold = CONF.kexec.circuit_breaker_threshold
+    if threshold and failures >= threshold:
+        no(protocol.REASON_CIRCUIT_OPEN,
+           'the last %(n)d kexec handoffs on this node failed verification '
+           '([kexec]circuit_breaker_threshold is %(t)d); reset with '
+           '"%(hint)s"' % {'n': failures, 't': threshold,
+                           'hint': reset_hint(node)})
+    try:
+        denied, _undecided = deny.evaluate(task)
+    except deny.InvalidDenyList as e:
+        # Fail safe: a deny list that cannot be read may name this node.
+        no(protocol.REASON_DENIED, str(e))
+    if denied:
+        no(protocol.REASON_DENIED, denied)
+    if not node.driver_internal_info.get('agent_url'):
+        no(protocol.REASON_NO_AGENT, 'no agent URL is known')
+    if diskless:
+        _check_diskless(task)
+
+
+def _check_diskless(task):
+    node = task.node
+    if node.instance_info.get('boot_iso'):
+        raise errors.NotKexec(
+            protocol.REASON_NOT_APPLICABLE,
+            'instance_info/boot_iso is set: an ISO is booted by the '
+            'firmware, not by a kernel')
+    if not served_over_http(task):
+        raise errors.NotKexec(
+            protocol.REASON_NOT_APPLICABLE,
+            'boot interface "%s" does not serve the instance kernel from '
+            '[deploy]http_root' % node.get_interface('boot'))
+    if not manager_utils.is_fast_track(task):
+        raise errors.NotKexec(
+            protocol.REASON_NO_AGENT,
+            'no live agent: fast track is off or the agent did not '
+            'heartbeat within [deploy]fast_track_timeout')
+
+
+def served_over_http(task):
+    """Whether the agent can fetch the instance kernel by URL.
+
+    Only boot interfaces using iPXE put the instance kernel and ramdisk in
+    [deploy]http_root and point the boot configuration at
+    [deploy]http_url; the others cache them in the TFTP root or build an
+    ISO from them, which the agent cannot fetch by URL.
+    """
+    return bool(getattr(task.driver.boot, 'ipxe_enabled', False)
+                and CONF.deploy.http_url and CONF.deploy.http_root)
+
+
+def breaker_failures(node):
+    """Failed verifications in a row on this node."""
+    try:
+        return max(0, int(node.driver_info.get(FAILURES) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def reset_hint(node):
+    """The command that closes the node's circuit breaker."""
+    return 'baremetal node unset %s --driver-info %s' % (node.uuid, FAILURES)
+
+
+def note_verification(node, ok):
+    """Count a verification for the circuit breaker; the caller saves.
+
+    :returns: True when this failure opened the breaker.
+    """
+    failures = 0 if ok else breaker_failures(node) + 1
+    info = dict(node.driver_info)
+    if failures:
+        info[FAILURES] = failures
+    else:
+        info.pop(FAILURES, None)
+    node.driver_info = info
+    threshold = CONF.kexec.circuit_breaker_threshold
+    return bool(threshold) and failures == threshold
 
 
 def _joined_extra_args(node):
@@ -149,13 +252,22 @@ def _joined_extra_args(node):
     return ' '.join(p.strip() for p in parts if p and p.strip())
 
 
-def common_load_params(node):
+def common_load_params(task):
     """The parameters of ``kexec.load`` that do not depend on the source.
 
     Those of every deploy, with a disk or diskless: the system call,
-    the extra kernel parameters and the boot mode.
+    the extra kernel parameters, the boot mode and the deny rules that
+    the inspection data could not decide.
     """
+    node = task.node
     params = {protocol.PARAM_FILE_SYSCALL: CONF.kexec.file_syscall}
+    try:
+        _denied, undecided = deny.evaluate(task)
+    except deny.InvalidDenyList:
+        # check() refused this deploy already; nothing to add.
+        undecided = []
+    if undecided:
+        params[protocol.PARAM_DENY] = undecided
     extra_args = _joined_extra_args(node)
     if extra_args:
         params[protocol.PARAM_EXTRA_ARGS] = extra_args
@@ -172,7 +284,7 @@ def common_load_params(node):
 def load_params(task):
     """The parameters of ``kexec.load`` for this deploy."""
     node = task.node
-    params = common_load_params(node)
+    params = common_load_params(task)
     if not node.driver_internal_info.get('is_whole_disk_image'):
         root_uuid = node.driver_internal_info.get('root_uuid_or_disk_id')
         if root_uuid:

@@ -36,11 +36,18 @@ Commands are sent as ``POST /v1/commands/`` with the name
     then required, ``root_uuid``/``kernel``/``initrd`` refused; the
     result's ``source`` is ``url`` and its timings have ``download``.
 
+    ``deny`` carries the hardware deny rules that the conductor could not
+    decide from the node's inspection data (see :func:`deny_rule_matches`):
+    the agent checks them against the running hardware before it loads
+    anything, and refuses with reason ``denied``.
+
 ``kexec.execute`` (asynchronous)
     Flushes the disks, answers, then kexecs into the loaded kernel from a
     detached process after ``delay`` seconds. The agent stops answering
     for good after that.
 """
+
+import fnmatch
 
 EXTENSION = 'kexec'
 
@@ -72,6 +79,8 @@ PARAM_INITRD_CHECKSUM = 'initrd_checksum'
 PARAM_CHECKSUM_ALGO = 'checksum_algo'
 PARAM_MAX_SIZE = 'max_size'              # bytes, per downloaded file
 DEFAULT_MAX_SIZE = 1024 ** 3             # max_size when not given
+# load only: hardware deny rules, a list of DENY_RULE_FIELDS mappings.
+PARAM_DENY = 'deny'
 # execute only.
 PARAM_DELAY = 'delay'                    # seconds between reply and kexec
 
@@ -140,6 +149,9 @@ REASON_NO_AGENT = 'no_agent'
 REASON_EXECUTE_FAILED = 'execute_failed'
 REASON_NOT_LOADED = 'not_loaded'
 REASON_NOT_APPLICABLE = 'not_applicable'
+REASON_DENIED = 'denied'
+REASON_CIRCUIT_OPEN = 'circuit_open'
+REASON_NOT_VERIFIED = 'not_verified'
 
 REASONS = {
     REASON_DISABLED:
@@ -180,6 +192,13 @@ REASONS = {
         'the node needs Ironic\'s own reboot (e.g. disable_power_off)',
     REASON_NOT_LOADED:
         'execute was called with no instance kernel loaded',
+    REASON_DENIED:
+        'a hardware deny rule matches the node',
+    REASON_CIRCUIT_OPEN:
+        'kexec failed verification on this node too often in a row',
+    REASON_NOT_VERIFIED:
+        'the instance did not answer after the kexec; the node was power '
+        'cycled through its BMC',
 }
 
 # Key of the reason code in a failed command's error details.
@@ -214,3 +233,85 @@ def reason_from_error(command_error):
         if reason in REASONS:
             return reason
     return None
+
+
+# Hardware deny rules: hardware known not to survive a kexec. A rule is a
+# mapping with an 'id' (named in the reason's message), an optional
+# 'comment', and one or more conditions; it matches when every condition
+# it has matches. String conditions are shell-style patterns
+# (fnmatch, case-insensitive); list conditions match when any of their
+# patterns matches any of the node's values.
+DENY_ID = 'id'
+DENY_COMMENT = 'comment'
+DENY_SYSTEM_VENDOR = 'system_vendor'      # DMI system manufacturer
+DENY_SYSTEM_PRODUCT = 'system_product'    # DMI product name
+DENY_PCI_IDS = 'pci_ids'                  # ['10de:*'], vendor:device, hex
+DENY_DRIVERS = 'drivers'                  # kernel drivers bound to devices
+DENY_CONDITIONS = (DENY_SYSTEM_VENDOR, DENY_SYSTEM_PRODUCT, DENY_PCI_IDS,
+                   DENY_DRIVERS)
+DENY_RULE_FIELDS = (DENY_ID, DENY_COMMENT) + DENY_CONDITIONS
+_DENY_LIST_CONDITIONS = (DENY_PCI_IDS, DENY_DRIVERS)
+
+
+def check_deny_rule(rule):
+    """Raise ValueError unless ``rule`` is a well-formed deny rule."""
+    if not isinstance(rule, dict):
+        raise ValueError('a deny rule must be a mapping, not %r' % (rule,))
+    unknown = sorted(set(rule) - set(DENY_RULE_FIELDS))
+    if unknown:
+        raise ValueError('deny rule %r has unknown fields %s'
+                         % (rule.get(DENY_ID), ', '.join(unknown)))
+    if not isinstance(rule.get(DENY_ID), str) or not rule[DENY_ID]:
+        raise ValueError('a deny rule needs a non-empty string "id"')
+    if not any(name in rule for name in DENY_CONDITIONS):
+        raise ValueError('deny rule %r has no condition' % rule[DENY_ID])
+    for name in DENY_CONDITIONS:
+        if name not in rule:
+            continue
+        value = rule[name]
+        if name in _DENY_LIST_CONDITIONS:
+            ok = (isinstance(value, list) and value
+                  and all(isinstance(v, str) and v for v in value))
+        else:
+            ok = isinstance(value, str) and bool(value)
+        if not ok:
+            raise ValueError('condition %s of deny rule %r must be a %s'
+                             % (name, rule[DENY_ID],
+                                'non-empty list of strings'
+                                if name in _DENY_LIST_CONDITIONS
+                                else 'non-empty string'))
+
+
+def _pattern_matches(pattern, value):
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def deny_rule_matches(rule, facts):
+    """Whether a (well-formed) deny rule matches a node's hardware.
+
+    :param rule: a deny rule, see :func:`check_deny_rule`.
+    :param facts: a mapping of DENY_CONDITIONS names to what is known of
+        the node: a string for the system fields, an iterable of strings
+        for the list fields; a missing or None value is unknown.
+    :returns: True if every condition matches, False if one does not,
+        None if no condition failed but one could not be decided.
+    """
+    unknown = False
+    for name in DENY_CONDITIONS:
+        if name not in rule:
+            continue
+        known = facts.get(name)
+        if known is None:
+            unknown = True
+            continue
+        patterns = rule[name]
+        if name in _DENY_LIST_CONDITIONS:
+            values = [v for v in known if isinstance(v, str)]
+            hit = any(_pattern_matches(p, v)
+                      for p in patterns for v in values)
+        else:
+            hit = isinstance(known, str) and _pattern_matches(patterns,
+                                                              known)
+        if not hit:
+            return False
+    return None if unknown else True

@@ -30,21 +30,17 @@ from ironic.common import pxe_utils
 from ironic.common import states
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
-from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import deploy_utils
 from ironic.drivers.modules import ramdisk
-from ironic.drivers import utils as driver_utils
 from oslo_log import log
 
-from ironic_kexec import agent_client
 from ironic_kexec import conf as kexec_conf
-from ironic_kexec import handover
+from ironic_kexec import errors
 from ironic_kexec import interface
 from ironic_kexec import policy
 from ironic_kexec import protocol
 from ironic_kexec import ramdisk_boot_option
-from ironic_kexec import record
 
 LOG = log.getLogger(__name__)
 
@@ -68,16 +64,7 @@ _RAMDISK = 'ramdisk'
 
 
 def _not_applicable(message):
-    return handover.KexecNotDone(protocol.REASON_NOT_APPLICABLE, message)
-
-
-def _served_over_http(task):
-    # Only boot interfaces using iPXE put the instance kernel and ramdisk
-    # in [deploy]http_root and point the boot configuration at
-    # [deploy]http_url; the others cache them in the TFTP root or build
-    # an ISO from them, which the agent cannot fetch by URL.
-    return bool(getattr(task.driver.boot, 'ipxe_enabled', False)
-                and CONF.deploy.http_url and CONF.deploy.http_root)
+    return errors.NotKexec(protocol.REASON_NOT_APPLICABLE, message)
 
 
 def instance_cmdline(pxe_options):
@@ -95,7 +82,7 @@ def instance_cmdline(pxe_options):
     return ' '.join(parts)
 
 
-def load_params(task, timings):
+def load_params(task, attempt):
     """The parameters of ``kexec.load`` for a diskless deploy.
 
     The URLs, command line and files are those the boot interface's
@@ -104,8 +91,9 @@ def load_params(task, timings):
     cached files.
 
     :param task: a TaskManager instance, the boot interface prepared.
-    :param timings: a dict, gets the seconds spent under 'checksum'.
-    :raises: KexecNotDone (not_applicable) if the files are not where the
+    :param attempt: a ``record.Attempt``, gets the seconds spent under
+        'checksum'.
+    :raises: NotKexec (not_applicable) if the files are not where the
         agent can fetch them.
     """
     node = task.node
@@ -129,9 +117,9 @@ def load_params(task, timings):
         raise _not_applicable('the cached instance %s of node %s cannot be '
                               'read: %s' % (label, node.uuid, e))
     finally:
-        timings['checksum'] = time.monotonic() - start
+        attempt.timings['checksum'] = time.monotonic() - start
 
-    params = policy.common_load_params(node)
+    params = policy.common_load_params(task)
     params.update({
         # The URLs the boot configuration points at.
         protocol.PARAM_KERNEL_URL: pxe_options['aki_path'],
@@ -149,6 +137,8 @@ def load_params(task, timings):
 class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
                          ramdisk.RamdiskDeploy):
     """The ramdisk deploy, booted by kexec from a running agent."""
+
+    diskless = True
 
     @METRICS.timer('RamdiskKexecDeploy.prepare')
     @task_manager.require_exclusive_lock
@@ -168,6 +158,15 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
         task.driver.storage.attach_volumes(task)
         self._resolve_image_info_from_glance(task)
 
+    def _kexec_load_params(self, task, attempt):
+        # As the stock deploy: caches the instance kernel and ramdisk in
+        # the HTTP root, writes the boot configuration and makes the
+        # network boot persistent, so that any later reboot (the recovery
+        # after a failed verification included) boots the instance
+        # again. It also tells what to kexec.
+        task.driver.boot.prepare_instance(task)
+        return load_params(task, attempt)
+
     @METRICS.timer('RamdiskKexecDeploy.deploy')
     @base.deploy_step(priority=100)
     @task_manager.require_exclusive_lock
@@ -180,12 +179,6 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
         :param task: a TaskManager object containing the node
         """
         node = task.node
-        record.clear(node)
-        mode = policy.get_mode(node)
-        skip = self._reason_to_skip(task, mode)
-        if skip is not None:
-            return self._fall_back(task, mode, *skip)
-
         if ('configdrive' in node.instance_info
                 and 'ramdisk_boot_configdrive' not in
                 task.driver.boot.capabilities):
@@ -195,34 +188,13 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
                         'ignored for this deployment.',
                         {'node': node.uuid,
                          'drv': node.get_interface('boot')})
-        # As the stock deploy: caches the instance kernel and ramdisk in
-        # the HTTP root, writes the boot configuration and makes the
-        # network boot persistent, so that any later reboot boots the
-        # instance again. It also tells what to kexec.
-        task.driver.boot.prepare_instance(task)
-
-        client = agent_client.get_client(task)
-        timings = {}
-        entry = None
-        agent_timings = None
-        try:
-            params = load_params(task, timings)
-            result = handover.load(task, client, params, timings)
-            entry = record.entry_from_result(result)
-            agent_timings = result.get('timings')
-            if CONF.agent.deploy_logs_collect == 'always':
-                # Now or never: the agent is about to go away.
-                driver_utils.collect_ramdisk_logs(node)
-            handover.execute(task, client, timings)
-        except handover.KexecNotDone as e:
-            return self._fall_back(task, mode, e.reason, e.message,
-                                   entry=entry, timings=timings,
-                                   agent_timings=agent_timings)
-
-        # What a power off would wipe: the agent, its URL and token are
-        # gone, whatever heartbeats next is a new agent.
-        manager_utils.wipe_internal_info_on_power_off(node)
-        record.kexec(node, mode, entry, timings, agent_timings)
+        if self._kexec(task) is not None:
+            # The stock deploy powers the node off through the BMC, never
+            # through the agent: this also stops an agent that was told
+            # to kexec and did not (execute_failed), with no race.
+            # Preparing the boot interface again is harmless: its files
+            # and configuration are kept when they exist.
+            return super().deploy(task)
 
         # As the stock deploy, after the agent is gone (it needed the
         # provisioning network to download).
@@ -230,33 +202,3 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
             task.driver.network.configure_tenant_networks(task)
         LOG.info('Deployment setup for node %s done', node.uuid)
         return None
-
-    def _reason_to_skip(self, task, mode):
-        skip = policy.reason_to_skip(task, mode)
-        if skip is not None:
-            return skip
-        node = task.node
-        if node.instance_info.get('boot_iso'):
-            return (protocol.REASON_NOT_APPLICABLE,
-                    'instance_info/boot_iso is set: an ISO is booted by the '
-                    'firmware, not by a kernel')
-        if not _served_over_http(task):
-            return (protocol.REASON_NOT_APPLICABLE,
-                    'boot interface "%s" does not serve the instance kernel '
-                    'from [deploy]http_root' % node.get_interface('boot'))
-        if not manager_utils.is_fast_track(task):
-            return (protocol.REASON_NO_AGENT,
-                    'no live agent: fast track is off or the agent did not '
-                    'heartbeat within [deploy]fast_track_timeout')
-        return None
-
-    def _fall_back(self, task, mode, reason, message, entry=None,
-                   timings=None, agent_timings=None):
-        self._give_up_kexec(task, mode, reason, message, entry, timings,
-                            agent_timings)
-        # The stock deploy powers the node off through the BMC, never
-        # through the agent: this also stops an agent that was told to
-        # kexec and did not (execute_failed), with no race. Preparing the
-        # boot interface again is harmless: its files and configuration
-        # are kept when they exist.
-        return super().deploy(task)

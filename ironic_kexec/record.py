@@ -10,15 +10,18 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+
 """What the last deploy did instead of (or as) its power cycle.
 
 The record is ``driver_internal_info['kexec']``, shown by
 ``baremetal node show --fields driver_internal_info``::
 
     path           'kexec': the instance kernel was started with kexec;
-                   'power-cycle': the node was power cycled as usual;
-                   'failed': mode "required" and kexec was not possible,
-                   the deploy failed.
+                   'power-cycle': the node was power cycled as usual
+                   (instead of a kexec, or after one that was not
+                   verified);
+                   'failed': mode "required" and kexec was not possible
+                   or not verified, the deploy failed.
     reason         None on the kexec path, otherwise a reason code of
                    ironic_kexec.protocol.REASONS.
     message        one line for the operator.
@@ -26,18 +29,32 @@ The record is ``driver_internal_info['kexec']``, shown by
     entry          only once the agent loaded a kernel: kernel, initrd,
                    cmdline, source (how the agent found them) and method
                    (the system call that loaded them).
-    timings        seconds spent by the conductor per phase: 'load',
-                   'execute', 'agent_gone'.
+    timings        seconds spent per phase: 'load', 'execute',
+                   'agent_gone' (the conductor's), then 'verify' (from the
+                   kexec to the instance's answer) and 'recovery' (from
+                   the power cycle to the instance's answer).
     agent_timings  seconds per phase as measured by the agent, if any.
+    executed_at    when the agent went away after kexec.execute (UNIX
+                   time).
+    verify         after a kexec: status ('pending', 'verified', 'failed',
+                   'unknown': no address known, 'none': verification off),
+                   target (e.g. 'tcp:192.0.2.10:22'), source (where the
+                   target came from), deadline (UNIX time, while pending).
+    recovery       after a failed verification in "auto" mode: the power
+                   cycle through the BMC, with status, target, deadline
+                   as for verify.
 
-Each record is also a node history event (event type "deploying", as
-Ironic's own deploy events): INFO for kexec or when kexec is disabled,
-WARNING for a fall back to the power cycle. A failed deploy gets Ironic's
-usual ERROR event and last_error instead.
+Each decision is also a node history event (event type "deploying", as
+Ironic's own deploy events): INFO for kexec, a verified handoff, or when
+kexec is disabled; WARNING for a fall back to the power cycle and for a
+handoff that was not verified. A failed deploy gets Ironic's usual ERROR
+event and last_error instead.
 
 The record is cleared when a deploy starts, so that a record left by an
 earlier deploy never stands for this one.
 """
+
+import time
 
 from ironic.common import states
 from ironic.conductor import utils as manager_utils
@@ -55,9 +72,33 @@ PATH_KEXEC = 'kexec'
 PATH_POWER_CYCLE = 'power-cycle'
 PATH_FAILED = 'failed'
 
+VERIFY = 'verify'
+RECOVERY = 'recovery'
+PENDING = 'pending'
+VERIFIED = 'verified'
+NOT_VERIFIED = 'failed'
+UNKNOWN = 'unknown'
+OFF = 'none'
+
 _ENTRY_FIELDS = (protocol.FIELD_KERNEL, protocol.FIELD_INITRD,
                  protocol.FIELD_CMDLINE, protocol.FIELD_SOURCE,
                  protocol.FIELD_METHOD)
+
+
+class Attempt(object):
+    """What one kexec attempt learned on its way, for its record."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.entry = None
+        self.timings = {}
+        self.agent_timings = None
+
+    def loaded(self, result):
+        """Keep the boot entry and timings of a ``kexec.load`` result."""
+        result = result or {}
+        self.entry = {field: result.get(field) for field in _ENTRY_FIELDS}
+        self.agent_timings = result.get(protocol.FIELD_TIMINGS)
 
 
 def clear(node):
@@ -75,12 +116,6 @@ def booted_by_kexec(node):
     """Whether this deploy already started the instance with kexec."""
     current = get(node) or {}
     return current.get('path') == PATH_KEXEC
-
-
-def entry_from_result(result):
-    """The boot entry part of a ``kexec.load`` result."""
-    result = result or {}
-    return {field: result.get(field) for field in _ENTRY_FIELDS}
 
 
 def _round(timings):
@@ -102,55 +137,205 @@ def _history(node, event, severity):
             target_provision_state=node.target_provision_state).create()
 
 
-def _store(node, path, mode, reason, message, entry, timings,
-           agent_timings):
+def _log(node, severity, message):
+    (LOG.info if severity == 'INFO' else LOG.warning)(
+        'Node %(node)s: %(msg)s', {'node': node.uuid, 'msg': message})
+
+
+def _store(node, path, attempt, reason, message, **more):
     value = {'path': path, 'reason': reason, 'message': message,
-             'mode': mode, 'timings': _round(timings or {})}
-    if entry:
-        value['entry'] = entry
-    if agent_timings:
-        value['agent_timings'] = agent_timings
+             'mode': attempt.mode, 'timings': _round(attempt.timings)}
+    if attempt.entry:
+        value['entry'] = attempt.entry
+    if attempt.agent_timings:
+        value['agent_timings'] = attempt.agent_timings
+    value.update(more)
     node.set_driver_internal_info(KEY, value)
 
 
-def kexec(node, mode, entry, timings, agent_timings=None):
+def kexec(node, attempt):
     """Record that the instance kernel was started with kexec."""
-    total = sum(timings.values())
+    entry = attempt.entry or {}
     message = ('started %(kernel)s with kexec (found by %(source)s, '
                'loaded with %(method)s) in %(total).1f s' %
                {'kernel': entry.get(protocol.FIELD_KERNEL),
                 'source': entry.get(protocol.FIELD_SOURCE),
                 'method': entry.get(protocol.FIELD_METHOD),
-                'total': total})
-    _store(node, PATH_KEXEC, mode, None, message, entry, timings,
-           agent_timings)
+                'total': sum(attempt.timings.values())})
+    _store(node, PATH_KEXEC, attempt, None, message,
+           executed_at=time.time())
     _history(node, 'kexec: %s' % message, 'INFO')
     node.save()
-    LOG.info('Node %(node)s: %(msg)s', {'node': node.uuid, 'msg': message})
+    _log(node, 'INFO', message)
 
 
-def fallback(node, mode, reason, message, entry=None, timings=None,
-             agent_timings=None):
+def fallback(node, attempt, reason, message):
     """Record that the node is power cycled instead, and why."""
-    _store(node, PATH_POWER_CYCLE, mode, reason, message, entry, timings,
-           agent_timings)
+    _store(node, PATH_POWER_CYCLE, attempt, reason, message)
     severity = 'INFO' if reason == protocol.REASON_DISABLED else 'WARNING'
-    _history(node, 'kexec not used (%(reason)s): %(msg)s; power cycling '
-             'the node instead' % {'reason': reason, 'msg': message},
-             severity)
+    event = ('kexec not used (%(reason)s): %(msg)s; power cycling the '
+             'node instead' % {'reason': reason, 'msg': message})
+    _history(node, event, severity)
     node.save()
-    log = LOG.info if severity == 'INFO' else LOG.warning
-    log('Node %(node)s will be power cycled, kexec not used '
-        '(%(reason)s): %(msg)s',
-        {'node': node.uuid, 'reason': reason, 'msg': message})
+    _log(node, severity, event)
 
 
-def failed(node, mode, reason, message, entry=None, timings=None,
-           agent_timings=None):
+def failed(node, attempt, reason, message):
     """Record that kexec was required but not possible.
 
     The caller fails the deploy, which records the error event.
     """
-    _store(node, PATH_FAILED, mode, reason, message, entry, timings,
-           agent_timings)
+    _store(node, PATH_FAILED, attempt, reason, message)
     node.save()
+
+
+# The verification of a kexec handoff, and the recovery after it.
+
+def _update(node, **changes):
+    value = dict(get(node) or {})
+    value.update(changes)
+    node.set_driver_internal_info(KEY, value)
+    return value
+
+
+def _elapsed(since):
+    return round(max(0.0, time.time() - since), 3)
+
+
+def verification_off(node, source):
+    """Record that this handoff is not verified, by configuration."""
+    _update(node, verify={'status': OFF, 'source': source})
+    node.save()
+
+
+def verification_unknown(node, message):
+    """Record that no address of the instance is known."""
+    _update(node, verify={'status': UNKNOWN, 'message': message})
+    event = 'kexec handoff not verified (unknown): %s' % message
+    _history(node, event, 'INFO')
+    node.save()
+    _log(node, 'INFO', event)
+
+
+def verification_pending(node, target, source, timeout):
+    """Record that the instance's answer is awaited, until when."""
+    rec = get(node) or {}
+    since = rec.get('executed_at') or time.time()
+    _update(node, verify={'status': PENDING, 'target': target,
+                          'source': source, 'deadline': since + timeout})
+    node.save()
+    LOG.info('Node %(node)s: waiting up to %(timeout)d s after the kexec '
+             'for the instance to answer %(target)s (%(source)s)',
+             {'node': node.uuid, 'timeout': timeout, 'target': target,
+              'source': source})
+
+
+def pending_check(driver_internal_info):
+    """The check a node waits for: (phase, target, deadline), or None.
+
+    :param driver_internal_info: the node's, as a periodic task reads it
+        from the database without loading the node.
+    """
+    rec = (driver_internal_info or {}).get(KEY) or {}
+    for phase in (RECOVERY, VERIFY):
+        check = rec.get(phase) or {}
+        if check.get('status') == PENDING:
+            return phase, check.get('target'), check.get('deadline') or 0
+    return None
+
+
+def verified(node):
+    """Record that the kexec'd instance answered."""
+    rec = get(node) or {}
+    check = dict(rec.get(VERIFY) or {})
+    seconds = _elapsed(rec.get('executed_at') or time.time())
+    check.update(status=VERIFIED, seconds=seconds)
+    check.pop('deadline', None)
+    timings = dict(rec.get('timings') or {}, verify=seconds)
+    _update(node, verify=check, timings=timings)
+    event = ('kexec handoff verified: the instance answered %s %.1f s '
+             'after the kexec' % (check.get('target'), seconds))
+    _history(node, event, 'INFO')
+    node.save()
+    _log(node, 'INFO', event)
+
+
+def not_verified(node, recovering):
+    """Record that the kexec'd instance did not answer in time.
+
+    :param recovering: True when the node is power cycled to recover it
+        ("auto"), False when the deploy fails ("required").
+    """
+    rec = get(node) or {}
+    check = dict(rec.get(VERIFY) or {})
+    seconds = _elapsed(rec.get('executed_at') or time.time())
+    check.update(status=NOT_VERIFIED, seconds=seconds)
+    check.pop('deadline', None)
+    message = ('kexec executed, but the instance did not answer %s within '
+               '%.0f s' % (check.get('target'), seconds))
+    changes = {'verify': check, 'reason': protocol.REASON_NOT_VERIFIED,
+               'message': message}
+    if recovering:
+        changes['path'] = PATH_POWER_CYCLE
+        changes[RECOVERY] = {'status': PENDING,
+                             'target': check.get('target'),
+                             'started_at': time.time(),
+                             'deadline': (time.time()
+                                          + CONF.kexec.verify_timeout)}
+        event = ('%s; power cycling it through the BMC (%s)'
+                 % (message, protocol.REASON_NOT_VERIFIED))
+        _history(node, event, 'WARNING')
+        _log(node, 'WARNING', event)
+    else:
+        changes['path'] = PATH_FAILED
+    _update(node, **changes)
+    node.save()
+    return message
+
+
+def recovery_done(node, answered):
+    """Record whether the power-cycled instance answered."""
+    rec = get(node) or {}
+    check = dict(rec.get(RECOVERY) or {})
+    seconds = _elapsed(check.get('started_at') or time.time())
+    check.update(status=VERIFIED if answered else NOT_VERIFIED,
+                 seconds=seconds)
+    check.pop('deadline', None)
+    changes = {RECOVERY: check}
+    if answered:
+        changes['timings'] = dict(rec.get('timings') or {},
+                                  recovery=seconds)
+        event = ('recovered by a power cycle: the instance answered %s '
+                 '%.1f s after it' % (check.get('target'), seconds))
+        severity = 'INFO'
+    else:
+        event = ('power cycled after the kexec, but the instance did not '
+                 'answer %s within %.0f s either; the deploy ends as the '
+                 'stock power cycle would, unverified'
+                 % (check.get('target'), seconds))
+        severity = 'WARNING'
+    _update(node, **changes)
+    _history(node, event, severity)
+    node.save()
+    _log(node, severity, event)
+
+
+def recovery_failed(node, message):
+    """Record that the power cycle of the recovery could not be done."""
+    rec = get(node) or {}
+    check = dict(rec.get(RECOVERY) or {})
+    check.update(status=NOT_VERIFIED, message=message)
+    check.pop('deadline', None)
+    _update(node, **{RECOVERY: check})
+    node.save()
+
+
+def breaker_opened(node, failures, reset_hint):
+    """Record that the node stops using kexec (circuit_open)."""
+    event = ('kexec circuit breaker open (%s): %d kexec handoffs in a row '
+             'failed verification, the next deploys power cycle; reset '
+             'with "%s"' % (protocol.REASON_CIRCUIT_OPEN, failures,
+                            reset_hint))
+    _history(node, event, 'WARNING')
+    node.save()
+    _log(node, 'WARNING', event)

@@ -78,6 +78,12 @@ FAST_TRACK_CLEANING = {
         'create_configuration_priority': '0',
     },
 }
+# The handoff's verification on the testbed: a kexec'd instance answers
+# about 40 s after the kexec under TCG, a power-cycled one about 50 s
+# after the power on (more on a busy machine); the periodic check runs
+# often, so that "active" follows the answer closely.
+VERIFY_OPTIONS = {'verify_timeout': '180', 'verify_interval': '2'}
+
 # ``provide`` with cleaning boots the agent (and so does every undeploy):
 # about a minute under TCG, more on a busy machine.
 CLEANING_PROVIDE_TIMEOUT = 900
@@ -159,11 +165,17 @@ class Testbed(object):
         spec_file = os.path.join(node_dir, 'node.json')
         self.spec.save(spec_file)
 
+        kexec_options = dict(VERIFY_OPTIONS, **self.kexec_options)
+        # The instance's port as the conductor reaches it. QEMU's user
+        # network accepts a connection there whatever the guest does, so
+        # only the instance's first byte tells that it is up (banner:).
+        kexec_options.setdefault('verify',
+                                 'banner:127.0.0.1:%d' % self.instance_port)
         self.ironic = ironic_service.IronicService(
             os.path.join(self.workdir, 'ironic'), self.api_port,
             self.http_port, self.agent_port,
             allowed_paths=self._image_dirs(),
-            kexec_options=self.kexec_options,
+            kexec_options=kexec_options,
             extra_options=self.ironic_options)
         self.ironic.write_config()
 
@@ -314,18 +326,25 @@ class Testbed(object):
 
     # Deploying.
     def deploy(self, image='whole_disk', deploy_interface='kexec',
-               timeout=DEPLOY_TIMEOUT, usable_timeout=USABLE_TIMEOUT):
+               timeout=DEPLOY_TIMEOUT, usable_timeout=USABLE_TIMEOUT,
+               instance_info=None):
         """Deploy ``image``; a :class:`timeline.DeployResult`.
 
         Waits for ``active`` or ``deploy failed`` and for the instance to
         answer on its port (when active). Does not raise on a failed
         deploy: the result says what happened.
+
+        :param instance_info: more instance_info for this deploy, {key:
+            value}; Ironic forgets it at undeploy.
         """
         if self.node_uuid is None:
             self.enrol(deploy_interface)
+        extra = []
+        for key, value in (instance_info or {}).items():
+            extra += ['--instance-info', '%s=%s' % (key, value)]
         self.baremetal('node', 'set', self.node_uuid,
                        '--deploy-interface', deploy_interface,
-                       *self.instance_info_args(image), parse=False)
+                       *self.instance_info_args(image), *extra, parse=False)
         probe = _PortProbe(self.instance_port)
         result = timeline.DeployResult(
             label='%s/%s' % (deploy_interface, image),

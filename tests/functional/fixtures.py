@@ -92,11 +92,12 @@ class TestbedTestCase(testtools.TestCase):
         if timeout > 0:
             self.useFixture(fixtures.Timeout(timeout, gentle=True))
 
-    def deploy(self, image, deploy_interface):
+    def deploy(self, image, deploy_interface, instance_info=None):
         """Deploy, print and save the timeline, undeploy at cleanup."""
         tb = self.testbed
         self.addCleanup(tb.recover)
-        result = tb.deploy(image, deploy_interface=deploy_interface)
+        result = tb.deploy(image, deploy_interface=deploy_interface,
+                           instance_info=instance_info)
         self._save(result)
         print(timeline.format_side_by_side([result]))
         print(result.summary())

@@ -17,6 +17,7 @@ log (one line per firmware run, see testbed.node) and from the virtual
 BMC's log of power actions, not from what Ironic says it did.
 """
 
+from testbed import node as tb_node
 from tests.functional import fixtures
 
 
@@ -41,10 +42,53 @@ class KexecDeployTest(fixtures.TestbedTestCase):
         self.assertLess(result.events['handoff'], kernel)
         self.assertLess(kernel, result.usable)
         self.assertInstanceCmdlineClean(result)
+        # The conductor saw the instance answer before it said active.
+        verify = record.get('verify') or {}
+        self.assertEqual('verified', verify.get('status'), record)
+        self.assertGreater(record['timings']['verify'], 0)
+        self.assertEqual(record['timings']['verify'], verify['seconds'])
 
     def test_whole_disk(self):
         result = self.deploy('whole_disk', 'kexec')
         self.assertKexecHandoff(result)
+
+    def test_hung_kexec_recovered_by_bmc(self):
+        """The kexec'd kernel never comes up: the BMC brings the instance up.
+
+        ``init=/bin/false`` on the kexec'd kernel only: its init exits,
+        the kernel panics and hangs (Debian's kernels do not reboot on a
+        panic). The power cycle boots grub's entry, without it.
+        """
+        tb = self.testbed
+        self.addCleanup(tb.baremetal, 'node', 'unset', tb.node_uuid,
+                        '--driver-info', 'kexec_failures', parse=False)
+        result = self.deploy('whole_disk', 'kexec',
+                             instance_info={'kexec_extra_args':
+                                            'init=/bin/false'})
+        self.assertDeployedActive(result)
+        record = result.kexec_record
+        self.assertEqual('power-cycle', record.get('path'), record)
+        self.assertEqual('not_verified', record.get('reason'), record)
+        self.assertIn('init=/bin/false', record['entry']['cmdline'])
+        self.assertEqual('failed', record['verify']['status'], record)
+        self.assertEqual('verified', record['recovery']['status'], record)
+        self.assertGreater(record['timings']['recovery'], 0)
+        # The hang was real: the kexec'd kernel panicked on the console.
+        self.assertIsNotNone(tb_node.find_line(
+            tb.spec.serial_log, 'Attempted to kill init',
+            result.events['handoff']))
+        # Recovered through the BMC and the firmware, after the kexec.
+        self.assertNotEqual([], result.power_actions_after_handoff)
+        self.assertEqual(1, result.firmware_runs_after_handoff)
+        self.assertNotIn('init=/bin/false', result.instance_cmdline)
+        events = result.history_events()
+        self.assertTrue([e for e in events if 'not_verified' in e], events)
+        self.assertTrue([e for e in events
+                         if 'recovered by a power cycle' in e], events)
+        # The circuit breaker counted it.
+        driver_info = result.node['driver_info']
+        self.assertEqual(1, int(driver_info.get('kexec_failures')),
+                         driver_info)
 
     def test_partition(self):
         result = self.deploy('partition', 'kexec')

@@ -31,10 +31,12 @@ from oslo_concurrency import processutils
 
 from ipa_kexec import errors
 from ipa_kexec import extension
+from ipa_kexec import hardware_facts
 from ipa_kexec import kexec
 from ipa_kexec import preflight
 from ironic_kexec import protocol
 from tests.unit.agent import test_discovery
+from tests.unit.agent import test_hardware_facts
 from tests.unit.agent import trees
 
 UUID = test_discovery.UUID
@@ -231,6 +233,62 @@ class TestLoad(ExtensionTestCase):
                           kernel_url='http://127.0.0.1/vmlinuz')
         self.assertEqual([], self.node.calls)
 
+    def kexec_calls(self):
+        return [c for c, kw in self.node.calls if c[0] == self.kexec]
+
+    def test_deny_rule_matches(self, mock_dispatch):
+        trees.build(self.sys_root, test_hardware_facts.node_tree())
+        exc = self.assertRaises(
+            errors.KexecError, self.run_load,
+            deny=[{'id': 'amd-gpu', 'pci_ids': ['1002:*']},
+                  {'id': 'nvidia-gpu', 'comment': 'hangs after kexec',
+                   'pci_ids': ['10de:*']}])
+        self.assertEqual(protocol.REASON_DENIED, exc.details['reason'])
+        self.assertEqual('hardware deny rule "nvidia-gpu" matches: '
+                         'pci_ids 10de:2204 (0000:01:00.0)',
+                         exc.details['message'])
+        # Refused before the disk is touched or anything loaded.
+        self.assertEqual([], self.node.calls)
+        mock_dispatch.assert_not_called()
+
+    def test_deny_rule_does_not_match(self, mock_dispatch):
+        trees.build(self.sys_root, test_hardware_facts.node_tree())
+        result = self.run_load(deny=[
+            {'id': 'amd-gpu', 'pci_ids': ['1002:*']},
+            {'id': 'hpe', 'system_vendor': 'HPE', 'drivers': ['nvidia']}])
+        self.assertEqual('kexec_load', result['method'])
+        self.assertNotIn('deny', result)
+        self.assertEqual(1, len(self.kexec_calls()))
+
+    @mock.patch.object(hardware_facts.LOG, 'warning', autospec=True)
+    def test_undecidable_deny_rule_loads(self, mock_warning, mock_dispatch):
+        # No DMI in this sysfs: the vendor is unknown.
+        result = self.run_load(deny=[{'id': 'dell',
+                                      'system_vendor': 'Dell*'}])
+        self.assertEqual('grub', result['source'])
+        self.assertEqual(1, len(self.kexec_calls()))
+        mock_warning.assert_called_once()
+        self.assertIn('dell', mock_warning.call_args[0])
+
+    def test_empty_deny_loads(self, mock_dispatch):
+        self.run_load(deny=[])
+        self.assertEqual(1, len(self.kexec_calls()))
+
+    def test_invalid_deny(self, mock_dispatch):
+        rule = {'id': 'gpu', 'pci_ids': ['10de:*']}
+        for deny in ('10de:*', rule, [rule, 'gpu'], [{'id': 'gpu'}],
+                     [{'pci_ids': ['10de:*']}], [dict(rule, bogus='x')],
+                     [dict(rule, pci_ids='10de:*')],
+                     [rule] * (extension.MAX_DENY_RULES + 1)):
+            self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                              self.ext.execute, protocol.LOAD, deny=deny)
+        self.assertEqual([], self.node.calls)
+
+    def test_deny_at_the_bound(self, mock_dispatch):
+        rule = {'id': 'gpu', 'pci_ids': ['10de:*']}
+        self.run_load(deny=[rule] * extension.MAX_DENY_RULES)
+        self.assertEqual(1, len(self.kexec_calls()))
+
     def test_get_boot_entry_mounts(self, mock_dispatch):
         result = self.ext.execute(protocol.GET_BOOT_ENTRY)
         self.assertEqual('SUCCEEDED', result.command_status)
@@ -268,6 +326,10 @@ class TestGetBootEntry(ExtensionTestCase):
         self.assertRaises(ipa_errors.InvalidCommandParamsError,
                           self.ext.execute,
                           protocol.GET_BOOT_ENTRY, bogus='1')
+        # Deny rules are checked by load only.
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute, protocol.GET_BOOT_ENTRY,
+                          deny=[{'id': 'gpu', 'pci_ids': ['10de:*']}])
 
 
 @mock.patch.object(kexec.subprocess, 'Popen', autospec=True)

@@ -33,8 +33,10 @@ from werkzeug import test as werkzeug_test
 
 from ipa_kexec import extension as kexec_extension
 from ironic_kexec import agent_client
+from ironic_kexec import errors
 from ironic_kexec import handover
 from ironic_kexec import protocol
+from ironic_kexec import record
 from tests.unit.conductor import base
 from tests.unit.conductor import fakes
 
@@ -131,8 +133,9 @@ class AgentContractTestCase(base.KexecTestCase):
 
     def test_no_extension_is_agent_unsupported(self):
         client = self.client({})
-        with self.assertRaises(handover.KexecNotDone) as ctx:
-            handover.load(_Task(self.node), client, {}, {})
+        with self.assertRaises(errors.NotKexec) as ctx:
+            handover.load(_Task(self.node), client, {},
+                          record.Attempt('auto'))
         self.assertEqual(protocol.REASON_AGENT_UNSUPPORTED,
                          ctx.exception.reason)
 
@@ -140,9 +143,10 @@ class AgentContractTestCase(base.KexecTestCase):
         client = self.client({'kexec': kexec_extension.KexecExtension()})
         self.assertRaises(exception.AgentAPIError, client.kexec_load,
                           self.node, {'no_such_parameter': 'x'})
-        with self.assertRaises(handover.KexecNotDone) as ctx:
+        with self.assertRaises(errors.NotKexec) as ctx:
             handover.load(_Task(self.node), client,
-                          {protocol.PARAM_FILE_SYSCALL: 'sometimes'}, {})
+                          {protocol.PARAM_FILE_SYSCALL: 'sometimes'},
+                          record.Attempt('auto'))
         self.assertEqual(protocol.REASON_AGENT_ERROR, ctx.exception.reason)
         self.assertIn('file_syscall', ctx.exception.message)
 

@@ -384,7 +384,24 @@ class KexecDeployTestCase(base.KexecTestCase):
         rec = self.tear_down_agent(node)
         self.assertEqual(record.PATH_KEXEC, rec['path'])
 
-    def test_network_isolation_ignored_when_required(self):
+    def test_network_isolation_fails_required(self):
+        # "required" must never start a tenant's OS on the provisioning
+        # network: the deploy fails rather than kexec there.
+        node = self.create_node(network_interface='neutron',
+                                driver_info={'kexec_mode': 'required'})
+        self.assertRaises(exception.InstanceDeployFailure,
+                          self.tear_down_agent, node)
+        node.refresh()
+        rec = node.driver_internal_info[record.KEY]
+        self.assertEqual(record.PATH_FAILED, rec['path'])
+        self.assertEqual(protocol.REASON_NETWORK_ISOLATION, rec['reason'])
+        self.assertIn('network_isolation', node.last_error)
+        self.assertNotIn('kexec.load', self.agent.command_names())
+        # Ironic powers a failed node off.
+        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+
+    def test_network_isolation_allowed_when_required(self):
+        self.config(allow_network_isolation=True, group='kexec')
         node = self.create_node(network_interface='neutron',
                                 driver_info={'kexec_mode': 'required'})
         rec = self.tear_down_agent(node)
@@ -482,6 +499,8 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.assertEqual(20, steps['boot_instance'])
         self.assertEqual(30, steps['switch_to_tenant_network'])
         self.assertEqual(80, steps['write_image'])
+        # Last: after the instance is on its tenant network.
+        self.assertEqual(10, steps['verify_kexec'])
 
     def test_get_properties(self):
         props = deploy.KexecDeploy().get_properties()

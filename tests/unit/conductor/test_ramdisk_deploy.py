@@ -494,7 +494,7 @@ class InterfaceTestCase(RamdiskKexecTestCase):
         with task_manager.acquire(self.context, node.uuid) as task:
             steps = {s['step']: s['priority']
                      for s in task.driver.deploy.deploy_steps}
-        self.assertEqual({'deploy': 100}, steps)
+        self.assertEqual({'deploy': 100, 'verify_kexec': 10}, steps)
 
     def test_properties(self):
         props = ramdisk_deploy.RamdiskKexecDeploy().get_properties()

@@ -1,0 +1,419 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+
+"""The kexec attempt's verification and recovery, shared by both
+interfaces: the ``verify_kexec`` step and the periodic task that ends its
+wait. The instance is a real TCP server on the loopback; the conductor's
+RPC to resume a deploy is recorded instead of sent.
+"""
+
+import socket
+import threading
+import time
+from unittest import mock
+
+from ironic.common import states
+from ironic.conductor import rpcapi
+from ironic.conductor import task_manager
+from ironic.drivers.modules import ipmitool
+from ironic import objects
+
+from ironic_kexec import deploy
+from ironic_kexec import policy
+from ironic_kexec import protocol
+from ironic_kexec import record
+from tests.unit.conductor import base
+
+
+class FakeConductor(object):
+    """What the periodic task asks of its conductor: its nodes.
+
+    The real database query of ``BaseConductorManager.iter_nodes``,
+    without the hash ring: this test's conductor owns every node.
+    """
+
+    def __init__(self, dbapi):
+        self.dbapi = dbapi
+
+    def iter_nodes(self, fields=None, **kwargs):
+        columns = ['uuid', 'driver', 'conductor_group'] + list(fields or ())
+        yield from self.dbapi.get_nodeinfo_list(columns=columns, **kwargs)
+
+
+class Instance(object):
+    """A deployed instance's port on the loopback: silent until started.
+
+    :param banner: True to send a first byte to every connection, as SSH
+        does and as ``banner:`` targets need.
+    """
+
+    def __init__(self, banner=True):
+        self.banner = banner
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+        self._thread = None
+
+    def start(self):
+        self.sock.listen(16)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                if self.banner:
+                    conn.sendall(b'SSH-2.0-instance\r\n')
+
+    def stop(self):
+        self.sock.close()
+
+
+class VerificationTestCase(base.KexecTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.config(verify_probe_timeout=0.5, group='kexec')
+        self.instance = Instance()
+        self.addCleanup(self.instance.stop)
+        self.resumed = []
+        patcher = mock.patch.object(
+            rpcapi.ConductorAPI, 'continue_node_deploy', autospec=True,
+            side_effect=lambda api, ctx, uuid, topic=None:
+                self.resumed.append(uuid))
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.conductor = FakeConductor(self.dbapi)
+
+    def target(self, kind='banner'):
+        return '%s:127.0.0.1:%d' % (kind, self.instance.port)
+
+    def kexec_node(self, **kwargs):
+        """A node whose agent just kexec'd; verify_kexec's result."""
+        driver_info = {'ipmi_address': '127.0.0.1',
+                       'deploy_kernel': 'http://127.0.0.1/k',
+                       'deploy_ramdisk': 'http://127.0.0.1/r',
+                       'kexec_verify': self.target()}
+        driver_info.update(kwargs.pop('driver_info', {}))
+        node = self.create_node(driver_info=driver_info, **kwargs)
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+            result = task.driver.deploy.verify_kexec(task)
+            if result == states.DEPLOYWAIT:
+                # What the conductor does with a step's "deploy wait".
+                task.process_event('wait')
+        node.refresh()
+        return node, result
+
+    def run_periodic(self, iface=None):
+        iface = iface or deploy.KexecDeploy()
+        iface._check_kexec_handoffs(self.conductor, self.context)
+
+    def record_of(self, node):
+        node.refresh()
+        return node.driver_internal_info[record.KEY]
+
+    def expire(self, node, phase=record.VERIFY):
+        """Move the deadline of the pending check to the past."""
+        rec = self.record_of(node)
+        rec[phase]['deadline'] = time.time() - 1
+        node.set_driver_internal_info(record.KEY, rec)
+        node.save()
+
+    def events(self, node):
+        return [(e.severity, e.event) for e in
+                objects.NodeHistory.list_by_node_id(self.context, node.id)]
+
+    # Verified.
+
+    def test_verified(self):
+        node, result = self.kexec_node(
+            driver_info={policy.FAILURES: 2})
+        self.assertEqual(states.DEPLOYWAIT, result)
+        self.assertEqual(states.DEPLOYWAIT, node.provision_state)
+        rec = self.record_of(node)
+        self.assertEqual(record.PENDING, rec['verify']['status'])
+        self.assertEqual(self.target(), rec['verify']['target'])
+        self.assertEqual('driver_info/kexec_verify', rec['verify']['source'])
+        self.assertAlmostEqual(rec['executed_at'] + 600,
+                               rec['verify']['deadline'], delta=1)
+
+        # Not up yet: nothing happens, the node is not even locked.
+        with mock.patch.object(task_manager, 'acquire',
+                               autospec=True) as acquire:
+            self.run_periodic()
+        acquire.assert_not_called()
+        self.assertEqual([], self.resumed)
+
+        self.instance.start()
+        self.run_periodic()
+        rec = self.record_of(node)
+        self.assertEqual(record.VERIFIED, rec['verify']['status'])
+        self.assertNotIn('deadline', rec['verify'])
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        self.assertGreater(rec['timings']['verify'], 0)
+        self.assertEqual(rec['timings']['verify'], rec['verify']['seconds'])
+        self.assertEqual([node.uuid], self.resumed)
+        # A verified handoff closes the breaker's count.
+        self.assertNotIn(policy.FAILURES, node.driver_info)
+        severity, event = self.events(node)[-1]
+        self.assertEqual('INFO', severity)
+        self.assertIn('verified', event)
+        self.assertIn(self.target(), event)
+        self.assertEqual([], self.bmc.actions)
+
+    def test_tcp_target_needs_no_banner(self):
+        self.instance.banner = False
+        node, _result = self.kexec_node(
+            driver_info={'kexec_verify': self.target('tcp')})
+        self.instance.start()
+        self.run_periodic()
+        self.assertEqual(record.VERIFIED,
+                         self.record_of(node)['verify']['status'])
+
+    def test_silent_instance_is_not_verified_by_banner(self):
+        # A proxy (QEMU's user network, NAT) accepts on the instance's
+        # behalf: only a first byte proves the instance.
+        self.instance.banner = False
+        node, _result = self.kexec_node()
+        self.instance.start()
+        self.run_periodic()
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)['verify']['status'])
+        self.assertEqual([], self.resumed)
+
+    def test_instance_info_wins(self):
+        other = Instance()
+        self.addCleanup(other.stop)
+        node, _result = self.kexec_node(
+            instance_info={'image_source': 'http://127.0.0.1/img',
+                           'kexec_verify': 'tcp:%d' % other.port,
+                           'kexec_verify_address': '127.0.0.1'})
+        rec = self.record_of(node)
+        self.assertEqual('tcp:127.0.0.1:%d' % other.port,
+                         rec['verify']['target'])
+        self.assertIn('instance_info/kexec_verify', rec['verify']['source'])
+        self.assertIn('instance_info/kexec_verify_address',
+                      rec['verify']['source'])
+
+    # Not verified: recovery through the BMC.
+
+    def test_not_verified_recovered(self):
+        node, _result = self.kexec_node()
+        self.expire(node)
+        self.run_periodic()
+
+        rec = self.record_of(node)
+        self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
+        self.assertEqual(protocol.REASON_NOT_VERIFIED, rec['reason'])
+        self.assertEqual(record.NOT_VERIFIED, rec['verify']['status'])
+        self.assertEqual(record.PENDING, rec['recovery']['status'])
+        self.assertEqual(self.target(), rec['recovery']['target'])
+        # Power cycled through the BMC; still waiting, still not active.
+        self.assertEqual([states.REBOOT], self.bmc.actions)
+        self.assertEqual(states.DEPLOYWAIT, node.provision_state)
+        self.assertEqual([], self.resumed)
+        self.assertEqual(1, node.driver_info[policy.FAILURES])
+        severity, event = self.events(node)[-1]
+        self.assertEqual('WARNING', severity)
+        self.assertIn('not_verified', event)
+        self.assertIn('power cycling', event)
+
+        self.instance.start()
+        self.run_periodic()
+        rec = self.record_of(node)
+        self.assertEqual(record.VERIFIED, rec['recovery']['status'])
+        self.assertGreaterEqual(rec['timings']['recovery'], 0)
+        self.assertEqual([node.uuid], self.resumed)
+        severity, event = self.events(node)[-1]
+        self.assertEqual('INFO', severity)
+        self.assertIn('recovered by a power cycle', event)
+        # Not verified, recovered, and never powered again.
+        self.assertEqual([states.REBOOT], self.bmc.actions)
+
+    def test_recovery_not_verified_still_active(self):
+        node, _result = self.kexec_node()
+        self.expire(node)
+        self.run_periodic()
+        self.expire(node, record.RECOVERY)
+        self.run_periodic()
+        rec = self.record_of(node)
+        self.assertEqual(record.NOT_VERIFIED, rec['recovery']['status'])
+        # "auto": as the stock deploy, which never checks, it goes on.
+        self.assertEqual([node.uuid], self.resumed)
+        self.assertEqual([states.REBOOT], self.bmc.actions)
+        severity, event = self.events(node)[-1]
+        self.assertEqual('WARNING', severity)
+        self.assertIn('did not answer', event)
+
+    def test_recovery_bmc_fails(self):
+        node, _result = self.kexec_node()
+        self.expire(node)
+        with mock.patch.object(ipmitool.IPMIPower, 'reboot',
+                               side_effect=RuntimeError('BMC unreachable')):
+            self.run_periodic()
+        node.refresh()
+        self.assertEqual(states.DEPLOYFAIL, node.provision_state)
+        self.assertIn('BMC unreachable', node.last_error)
+        self.assertIn('did not answer', node.last_error)
+        rec = self.record_of(node)
+        self.assertEqual(record.NOT_VERIFIED, rec['recovery']['status'])
+        self.assertEqual([], self.resumed)
+
+    def test_required_fails_and_powers_off(self):
+        node, _result = self.kexec_node(
+            driver_info={'kexec_mode': 'required'})
+        self.expire(node)
+        self.run_periodic()
+        node.refresh()
+        self.assertEqual(states.DEPLOYFAIL, node.provision_state)
+        self.assertIn('not_verified', node.last_error)
+        rec = self.record_of(node)
+        self.assertEqual(record.PATH_FAILED, rec['path'])
+        self.assertEqual(protocol.REASON_NOT_VERIFIED, rec['reason'])
+        self.assertNotIn('recovery', rec)
+        # No power cycle to the instance: powered off, and left off.
+        self.assertNotIn(states.REBOOT, self.bmc.actions)
+        self.assertEqual(states.POWER_OFF, self.bmc.state)
+        self.assertEqual([], self.resumed)
+        self.assertEqual(1, node.driver_info[policy.FAILURES])
+
+    # Nothing to verify.
+
+    def test_no_address_is_unknown(self):
+        node, result = self.kexec_node(driver_info={'kexec_verify':
+                                                    'tcp:22'})
+        self.assertIsNone(result)
+        self.assertEqual(states.DEPLOYING, node.provision_state)
+        rec = self.record_of(node)
+        self.assertEqual(record.UNKNOWN, rec['verify']['status'])
+        self.assertIn('no address', rec['verify']['message'])
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        severity, event = self.events(node)[-1]
+        self.assertEqual('INFO', severity)
+        self.assertIn('unknown', event)
+
+    def test_verification_off(self):
+        node, result = self.kexec_node(driver_info={'kexec_verify':
+                                                    'none'})
+        self.assertIsNone(result)
+        rec = self.record_of(node)
+        self.assertEqual({'status': record.OFF,
+                          'source': 'driver_info/kexec_verify'},
+                         rec['verify'])
+
+    def test_power_cycled_deploy_is_not_verified(self):
+        self.agent.extensions.discard('kexec')
+        node, result = self.kexec_node()
+        self.assertIsNone(result)
+        self.assertNotIn('verify', self.record_of(node))
+
+    # The circuit breaker.
+
+    def test_breaker_opens_and_resets(self):
+        self.config(circuit_breaker_threshold=2, group='kexec')
+        node, _result = self.kexec_node(driver_info={policy.FAILURES: 1})
+        self.expire(node)
+        self.run_periodic()
+        node.refresh()
+        self.assertEqual(2, node.driver_info[policy.FAILURES])
+        events = [e for _s, e in self.events(node)]
+        self.assertTrue([e for e in events if 'circuit_open' in e], events)
+        self.assertTrue([e for e in events if 'baremetal node unset' in e])
+
+        # The next deploy does not even ask the agent.
+        self.agent.posts.clear()
+        node2 = node
+        with task_manager.acquire(self.context, node2.uuid) as task:
+            task.node.provision_state = states.DEPLOYING
+            task.node.set_driver_internal_info('agent_url', base.AGENT_URL)
+            task.node.save()
+            task.driver.deploy.tear_down_agent(task)
+        rec = self.record_of(node2)
+        self.assertEqual(protocol.REASON_CIRCUIT_OPEN, rec['reason'])
+        self.assertIn('baremetal node unset %s --driver-info '
+                      'kexec_failures' % node.uuid, rec['message'])
+        self.assertNotIn('kexec.load', self.agent.command_names())
+
+        # The operator's reset: baremetal node unset --driver-info.
+        node2.refresh()
+        info = dict(node2.driver_info)
+        del info[policy.FAILURES]
+        node2.driver_info = info
+        node2.provision_state = states.DEPLOYING
+        node2.set_driver_internal_info('agent_url', base.AGENT_URL)
+        node2.save()
+        self.agent.answering = True
+        self.agent.commands.clear()
+        self.agent.answers_after_execute = 1
+        with task_manager.acquire(self.context, node2.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+        self.assertEqual(record.PATH_KEXEC, self.record_of(node2)['path'])
+
+    # Restarts and other conductors.
+
+    def test_another_conductor_finishes(self):
+        # Everything the wait needs is on the node: a conductor that never
+        # saw this deploy (a restart, a takeover) ends it.
+        node, _result = self.kexec_node()
+        self.instance.start()
+        self.run_periodic(deploy.KexecDeploy())
+        self.assertEqual([node.uuid], self.resumed)
+
+    def test_other_interface_nodes_left_alone(self):
+        from ironic_kexec import ramdisk_deploy
+
+        node, _result = self.kexec_node()
+        self.instance.start()
+        self.run_periodic(ramdisk_deploy.RamdiskKexecDeploy())
+        self.assertEqual([], self.resumed)
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)['verify']['status'])
+
+    def test_maintenance_nodes_wait(self):
+        node, _result = self.kexec_node()
+        node.maintenance = True
+        node.save()
+        self.expire(node)
+        self.run_periodic()
+        self.assertEqual([], self.bmc.actions)
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)['verify']['status'])
+
+    def test_many_nodes_one_probe_round(self):
+        # Silent instances cost one probe timeout together, not each.
+        silent = []
+        for i in range(12):
+            inst = Instance(banner=False)
+            inst.start()
+            self.addCleanup(inst.stop)
+            silent.append(inst)
+            node = self.create_node(
+                uuid=None, name='node-%d' % i,
+                provision_state=states.DEPLOYWAIT,
+                driver_internal_info={record.KEY: {
+                    'path': record.PATH_KEXEC, 'mode': 'auto',
+                    'executed_at': time.time(),
+                    'verify': {'status': record.PENDING,
+                               'target': 'banner:127.0.0.1:%d' % inst.port,
+                               'deadline': time.time() + 600}}})
+        start = time.monotonic()
+        self.run_periodic()
+        self.assertLess(time.monotonic() - start, 1.5)
+        self.assertEqual([], self.resumed)
+        node.refresh()
+        self.assertEqual(states.DEPLOYWAIT, node.provision_state)
