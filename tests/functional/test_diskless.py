@@ -86,6 +86,9 @@ class DisklessKexecTest(_DisklessTestCase):
         self.assertLess(result.events['handoff'], kernel)
         self.assertLess(kernel, result.usable)
         self.assertInstanceCmdlineClean(result)
+        # The conductor saw the instance answer before it said active.
+        self.assertEqual('verified', (record.get('verify') or {}).get(
+            'status'), record)
 
         # The kexec'd instance runs the command line of Ironic's iPXE
         # entry, but for the initrd argument only iPXE needs.

@@ -38,6 +38,14 @@ KEXEC_OPTIONS = {
     'IRONIC_KEXEC_AGENT_GONE_INTERVAL': ('agent_gone_interval', '0.5'),
     'IRONIC_KEXEC_ALLOW_NETWORK_ISOLATION': ('allow_network_isolation',
                                              'True'),
+    'IRONIC_KEXEC_LOAD_POLL_INTERVAL': ('load_poll_interval', '0.5'),
+    'IRONIC_KEXEC_VERIFY': ('verify', 'banner:2222'),
+    'IRONIC_KEXEC_VERIFY_TIMEOUT': ('verify_timeout', '900'),
+    'IRONIC_KEXEC_VERIFY_INTERVAL': ('verify_interval', '10'),
+    'IRONIC_KEXEC_VERIFY_PROBE_TIMEOUT': ('verify_probe_timeout', '1.5'),
+    'IRONIC_KEXEC_CIRCUIT_BREAKER_THRESHOLD': ('circuit_breaker_threshold',
+                                               '5'),
+    'IRONIC_KEXEC_DENY_LIST': ('deny_list', '/etc/ironic/kexec-deny.json'),
 }
 STOCK_CONF = """[DEFAULT]
 enabled_hardware_types = ipmi,fake-hardware
@@ -209,6 +217,17 @@ class PluginTestCase(unittest.TestCase):
             self.assertIn(option, names,
                           '%s writes [kexec]%s, which the code does not '
                           'define' % (variable, option))
+
+    def test_every_kexec_option_has_a_variable(self):
+        try:
+            from ironic_kexec import conf as kexec_conf
+        except ImportError as e:
+            self.skipTest('ironic_kexec.conf is not importable: %s' % e)
+        names = {opt.name for _group, opts in kexec_conf.list_opts()
+                 for opt in opts}
+        self.assertEqual(set(), names - {option for option, _ in
+                                         KEXEC_OPTIONS.values()},
+                         'options devstack cannot set')
 
     def test_post_config_adds_the_element_to_the_ramdisk_build(self):
         left = self.run_phases('stack post-config', 'stack post-config')
