@@ -10,6 +10,7 @@
 
 # shellcheck source=testbed/images/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_tools debootstrap:debootstrap depmod:kmod modprobe:kmod cpio:cpio
 
 out=$1
 wheelhouse=$(realpath "$2")

@@ -17,6 +17,8 @@
 
 # shellcheck source=testbed/images/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_tools debootstrap:debootstrap depmod:kmod modprobe:kmod \
+    parted:parted mkfs.ext4:e2fsprogs cpio:cpio
 
 out=$1
 work="$out/work"

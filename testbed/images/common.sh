@@ -21,6 +21,24 @@ log() {
     echo "[$(date +%T)] $*"
 }
 
+# Stops the build before it starts when a host program it runs is missing,
+# naming the Debian package that brings it: otherwise the build fails
+# half-way, minutes in. Arguments: PROGRAM:PACKAGE, for every host program
+# of the script (and of the functions here it calls) that a minimal Debian
+# lacks; tools/check_host_programs.py (tox -e pep8) keeps the lists whole.
+require_tools() {
+    local tool missing=0
+    for tool in "$@"; do
+        if ! command -v "${tool%%:*}" >/dev/null; then
+            echo "$(basename "$0"): ${tool%%:*} is not on PATH; it comes" \
+                "with the Debian package ${tool#*:}, which" \
+                "tools/install-deps.sh installs (bindep.txt)" >&2
+            missing=1
+        fi
+    done
+    [ "$missing" = 0 ] || exit 1
+}
+
 # The package list without comments, comma separated, for --include.
 package_list() {
     sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1" | tr -s ' \n' ',' |
