@@ -101,12 +101,16 @@ def inventory_facts(inventory, plugin_data):
                     facts[name] = system[field]
         # The inventory names the drivers of the NICs only: a rule on
         # any other device's driver is decided by the agent.
-    if isinstance(plugin_data, dict) and isinstance(
-            plugin_data.get('pci_devices'), list):
-        facts[protocol.DENY_PCI_IDS] = [
-            '%s:%s' % (dev.get('vendor_id'), dev.get('product_id'))
-            for dev in plugin_data['pci_devices']
-            if isinstance(dev, dict)]
+    # The agent's pci-devices collector puts them in the plugin data,
+    # Redfish inspection in the inventory.
+    for source in (plugin_data, inventory):
+        if isinstance(source, dict) and isinstance(
+                source.get('pci_devices'), list):
+            facts[protocol.DENY_PCI_IDS] = [
+                '%s:%s' % (dev.get('vendor_id'), dev.get('product_id'))
+                for dev in source['pci_devices']
+                if isinstance(dev, dict)]
+            break
     return facts
 
 

@@ -197,8 +197,7 @@ REASONS = {
     REASON_CIRCUIT_OPEN:
         'kexec failed verification on this node too often in a row',
     REASON_NOT_VERIFIED:
-        'the instance did not answer after the kexec; the node was power '
-        'cycled through its BMC',
+        'the kexec\'d instance did not answer within [kexec]verify_timeout',
 }
 
 # Key of the reason code in a failed command's error details.
