@@ -19,29 +19,37 @@ noise hits them alike:
 * ``disk``: ``direct`` (stock, power cycle) against ``kexec``, a
   whole-disk image;
 * ``diskless``: ``ramdisk`` against ``ramdisk-kexec``, which needs the
-  testbed to run Ironic with fast track and the agent left running.
+  testbed to run Ironic with fast track and the agent left running;
+* ``disk-fast-track``: ``direct-fast-track`` against ``kexec-fast-track``,
+  the ``direct`` and ``kexec`` deploy interfaces and the whole-disk image
+  on a testbed with fast track and cleaning, like ``diskless``: each
+  deploy starts with the agent running (the redeploy of a node cleaned or
+  inspected just before), where ``disk`` boots it through the firmware.
 
 For each ``--post`` value (seconds of power-on self-test the virtual BMC
 emulates) a testbed is started and every variant deployed. Each deploy's
 milestones come from the testbed's timeline (deploy request, agent up,
 image written, handoff, instance kernel, instance usable); the report
 gives min / median / max of each phase and of the time to usable, and the
-ratio kexec / power cycle of the medians. Into ``--results`` go
+ratio kexec / power cycle of the medians. A deploy that starts with a
+live agent (fast track) has no "agent up" phase; the report says how many
+deploys of the fast-track pairs did. Into ``--results`` go
 ``results.md``, ``results.json`` (every raw figure and the machine) and
 ``phases.png`` (stacked bars, when matplotlib is installed: ``tox -e
 bench`` has it), plus the testbed's logs and each deploy's timeline.
 
 Run as root (the testbed builds images and loop devices)::
 
-    tox -e bench -- --runs 3 --variants disk,diskless --post 0,130
+    tox -e bench -- --variants disk,diskless,disk-fast-track --post 0,130
 
-The last line printed, one per ``--post`` value, is::
+The last line printed, one per ``--post`` value, is (on one line)::
 
-    time-to-usable kexec/power-cycle: disk R, diskless R (N runs, post S s)
+    time-to-usable kexec/power-cycle: disk R, diskless R,
+    disk-fast-track R (N runs, post S s)
 
-with ``n/a`` for a pair that was not run or never got usable. All times
-are QEMU TCG (software emulation) times: never present them as hardware
-times.
+with ``n/a`` for a pair that was not run or never got usable, or that
+results made before the pair existed do not have. All times are QEMU TCG
+(software emulation) times: never present them as hardware times.
 """
 
 import argparse
@@ -66,13 +74,16 @@ def parse_args(argv=None):
         description=__doc__.split('\n')[0],
         epilog='Times are QEMU TCG times, not hardware times. The last '
                'line is "time-to-usable kexec/power-cycle: disk R, '
-               'diskless R (N runs, post S s)".')
+               'diskless R, disk-fast-track R (N runs, post S s)".')
     parser.add_argument('--runs', type=int, default=3,
                         help='deploys per variant (default: 3)')
     parser.add_argument('--variants', default='disk',
                         help='pairs to run, comma separated: disk '
                              '(direct vs kexec), diskless (ramdisk vs '
-                             'ramdisk-kexec); default: disk')
+                             'ramdisk-kexec, with fast track), '
+                             'disk-fast-track (direct vs kexec with fast '
+                             'track: the agent already running at each '
+                             'deploy); default: disk')
     parser.add_argument('--post', action='append', type=_floats,
                         help='seconds of emulated power-on self-test, '
                              'repeatable or comma separated, e.g. '
@@ -100,6 +111,19 @@ def parse_args(argv=None):
     return args
 
 
+def fast_track_unavailable():
+    """Why the testbed cannot run Ironic with fast track; None if it can.
+
+    The fast-track pairs need a testbed whose Ironic takes extra options.
+    """
+    from testbed import scenario
+    params = inspect.signature(scenario.Testbed).parameters
+    if ('ironic_options' not in params
+            or not hasattr(scenario, 'FAST_TRACK_CLEANING')):
+        return 'the testbed cannot configure fast track'
+    return None
+
+
 def diskless_unavailable():
     """Why the testbed cannot run the diskless pair; None if it can.
 
@@ -112,18 +136,25 @@ def diskless_unavailable():
         return 'the ramdisk-kexec deploy interface is not installed'
     if 'diskless' not in getattr(scenario, 'DISKLESS_IMAGES', ()):
         return 'the testbed has no diskless instance image'
-    params = inspect.signature(scenario.Testbed).parameters
-    if 'ironic_options' not in params:
-        return 'the testbed cannot configure fast track'
+    return fast_track_unavailable()
+
+
+def unavailable(pair):
+    """Why the testbed cannot run the pair; None if it can."""
+    if pair == 'diskless':
+        return diskless_unavailable()
+    if pair in stats.FAST_TRACK_PAIRS:
+        return fast_track_unavailable()
     return None
 
 
 def _testbed_kwargs(pair):
     from testbed import scenario
-    if pair == 'diskless':
-        # Each deploy of the pair then starts with a live agent, which
-        # ramdisk-kexec needs; the stock ramdisk deploy power cycles the
-        # node all the same.
+    if pair in stats.FAST_TRACK_PAIRS:
+        # Each deploy of the pair then starts with a live agent: cleaning
+        # boots it after every undeploy (and at enrolment) and fast track
+        # keeps it running. ramdisk-kexec needs it; the power-cycle
+        # variants power cycle the node all the same.
         return {'ironic_options': scenario.FAST_TRACK_CLEANING,
                 'provide_timeout': scenario.CLEANING_PROVIDE_TIMEOUT}
     return {}
@@ -131,8 +162,9 @@ def _testbed_kwargs(pair):
 
 def _recover_timeout(pair):
     from testbed import scenario
-    return scenario.CLEANING_PROVIDE_TIMEOUT if pair == 'diskless' else (
-        scenario.UNDEPLOY_TIMEOUT)
+    # With cleaning, the undeploy boots the agent and waits for it.
+    return (scenario.CLEANING_PROVIDE_TIMEOUT
+            if pair in stats.FAST_TRACK_PAIRS else scenario.UNDEPLOY_TIMEOUT)
 
 
 def run_record(result, name, post, round_no, agent_alive=None):
@@ -140,24 +172,28 @@ def run_record(result, name, post, round_no, agent_alive=None):
     _name, pair, role, iface, image = stats.variant(name)
     milestones = {m: result.relative(m) for m in timeline.MILESTONES}
     ok = result.provision_state == 'active' and result.usable is not None
-    return {
+    record = {
         'variant': name, 'pair': pair, 'role': role, 'post': post,
         'round': round_no, 'deploy_interface': iface, 'image': image,
         'ok': ok, 'error': result.error or result.last_error,
         'provision_state': result.provision_state,
         'milestones': milestones,
-        'phases': stats.phases(milestones),
         'firmware_runs': result.firmware_runs,
         'firmware_runs_after_handoff': result.firmware_runs_after_handoff,
         'power_actions_after_handoff': result.power_actions_after_handoff,
         'kexec_record': result.kexec_record,
-        # Diskless pair only: whether fast track had an agent up before
-        # the deploy (without it ramdisk-kexec falls back by design).
+        # Fast-track pairs only: whether fast track had an agent up
+        # before the deploy (without it the deploy boots one, and
+        # ramdisk-kexec falls back by design).
         'agent_alive_before': agent_alive,
     }
+    # With the agent up before the request, its first heartbeat after it
+    # is no "agent up": see stats.phases.
+    record['phases'] = stats.run_phases(record)
+    return record
 
 
-def failed_record(name, post, round_no, error):
+def failed_record(name, post, round_no, error, agent_alive=None):
     """The JSON record of a deploy the testbed could not carry out."""
     _name, pair, role, iface, image = stats.variant(name)
     milestones = {m: None for m in timeline.MILESTONES}
@@ -168,6 +204,7 @@ def failed_record(name, post, round_no, error):
         'ok': False, 'error': 'testbed error: %s' % error,
         'provision_state': None, 'milestones': milestones,
         'phases': stats.phases(milestones),
+        'agent_alive_before': agent_alive,
     }
 
 
@@ -185,23 +222,26 @@ def _deploy_pair(data, out, images, post, pair, runs):
             _n, _p, _r, iface, image = stats.variant(name)
             print('bench: round %d, %s (%s)...' % (
                 round_no, name, report.post_label(post)), flush=True)
+            alive = None
             try:
-                alive = tb.agent_alive() if pair == 'diskless' else None
+                if pair in stats.FAST_TRACK_PAIRS:
+                    alive = tb.agent_alive()
                 result = tb.deploy(image, deploy_interface=iface)
             except Exception as exc:
                 # The testbed's tools failed (not the deploy, which
                 # deploy() reports): record it and go on with the rest.
-                record = failed_record(name, post, round_no, exc)
+                record = failed_record(name, post, round_no, exc, alive)
             else:
                 timeline.save(result, os.path.join(
                     workdir, 'round-%d-%s.timeline.txt' % (round_no, name)))
                 record = run_record(result, name, post, round_no, alive)
             data['runs'].append(record)
             report.write_json(data, out)
-            print('bench:   %s, time to usable %s' % (
+            print('bench:   %s, time to usable %s%s' % (
                 'ok' if record['ok'] else 'FAILED: %s' % record['error'],
-                report.cell(record['milestones']['instance usable'])),
-                flush=True)
+                report.cell(record['milestones']['instance usable']),
+                '' if alive is None else ', live agent before: %s' % (
+                    'yes' if alive else 'no')), flush=True)
             if not record['ok']:
                 print(tb.logs_tail(), file=sys.stderr)
             tb.recover(_recover_timeout(pair))
@@ -233,19 +273,19 @@ def main(argv=None):
         testbed.repo_dir(), 'results',
         'bench-%s' % time.strftime('%Y%m%d-%H%M%S')))
     os.makedirs(out, exist_ok=True)
-    unavailable = {}
-    if 'diskless' in args.pairs:
-        why = diskless_unavailable()
+    missing = {}
+    for pair in args.pairs:
+        why = unavailable(pair)
         if why:
-            unavailable['diskless'] = why
-            print('bench: diskless pair unavailable: %s' % why)
-    pairs = [p for p in args.pairs if p not in unavailable]
+            missing[pair] = why
+            print('bench: %s pair unavailable: %s' % (pair, why))
+    pairs = [p for p in args.pairs if p not in missing]
     data = {
         'machine': report.machine_info(),
         'settings': {
             'runs': args.runs, 'posts': args.posts,
             'variants': stats.variants_of(pairs),
-            'unavailable': unavailable,
+            'unavailable': missing,
             'started': time.strftime('%Y-%m-%d %H:%M:%S %z'),
         },
         'runs': [],

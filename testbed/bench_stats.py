@@ -21,6 +21,12 @@ lasts from the last milestone recorded before its end to its end: a
 milestone a deploy does not have (a diskless deploy writes no image)
 gives a phase of ``None`` and its time counts in the next phase, so the
 phases of a run always add up to its time to usable.
+
+With fast track the agent is up before the deploy request: the first
+heartbeat after the request (the timeline's ``agent heartbeat``) is the
+running agent's next one, at any time of the deploy, not the agent coming
+up. Such a run has no "to agent up" phase (``None``); its next phase
+starts at the deploy request.
 """
 
 import statistics
@@ -31,8 +37,16 @@ VARIANTS = (
     ('kexec', 'disk', 'kexec', 'kexec', 'whole_disk'),
     ('ramdisk', 'diskless', 'power-cycle', 'ramdisk', 'diskless'),
     ('ramdisk-kexec', 'diskless', 'kexec', 'ramdisk-kexec', 'diskless'),
+    ('direct-fast-track', 'disk-fast-track', 'power-cycle', 'direct',
+     'whole_disk'),
+    ('kexec-fast-track', 'disk-fast-track', 'kexec', 'kexec', 'whole_disk'),
 )
-PAIRS = ('disk', 'diskless')
+PAIRS = ('disk', 'diskless', 'disk-fast-track')
+# The pairs deployed on a testbed with fast track and cleaning: cleaning
+# boots the agent after each undeploy and fast track keeps it running,
+# so each deploy starts with a live agent (the redeploy of a node just
+# cleaned or inspected).
+FAST_TRACK_PAIRS = ('diskless', 'disk-fast-track')
 
 # (phase, the testbed timeline's milestone that ends it), in order; the
 # first phase starts at the deploy request.
@@ -81,13 +95,24 @@ def schedule(names, runs):
     return [(r + 1, name) for r in range(runs) for name in names]
 
 
-def phases(milestones):
-    """{phase: seconds or None} of one run, plus its time to usable."""
+def phases(milestones, agent_up=False):
+    """{phase: seconds or None} of one run, plus its time to usable.
+
+    :param agent_up: the agent was up before the deploy request (fast
+        track, see :func:`agent_up_before`): the 'agent heartbeat'
+        milestone ends no phase.
+    """
     out = {}
     last = milestones.get('deploy request', 0.0) or 0.0
     for phase, end in PHASES:
         at = milestones.get(end)
-        if at is None:
+        if agent_up and end == 'agent heartbeat':
+            at = None
+        # A milestone before the previous one ends no phase: a phase of
+        # negative length would be wrong twice, in itself and in the
+        # next one. (An agent heartbeat logged just before the request,
+        # which the timeline's one-second margin lets in, is one.)
+        if at is None or at < last:
             out[phase] = None
             continue
         out[phase] = at - last
@@ -98,6 +123,23 @@ def phases(milestones):
     out[HANDOFF_TO_USABLE] = (usable - handoff if None not in (
         usable, handoff) else None)
     return out
+
+
+def agent_up_before(run):
+    """Whether the run's agent was up before its deploy request.
+
+    That is, the testbed saw a live agent before the request (recorded by
+    the fast-track pairs) and no agent booted during the deploy: Ironic
+    boots one anyway when it finds fast track unusable, and then the
+    first heartbeat is that agent coming up.
+    """
+    return (run.get('agent_alive_before') is True
+            and (run.get('milestones') or {}).get('agent starting') is None)
+
+
+def run_phases(run):
+    """:func:`phases` of a recorded run, fast track taken into account."""
+    return phases(run['milestones'], agent_up_before(run))
 
 
 def succeeded(run):
@@ -129,10 +171,34 @@ def summarize(runs):
         good = [r for r in group if succeeded(r)]
         table = {}
         for phase in [p for p, _ in PHASES] + [TOTAL, HANDOFF_TO_USABLE]:
-            table[phase] = describe(phases(r['milestones'])[phase]
-                                    for r in good)
+            table[phase] = describe(run_phases(r)[phase] for r in good)
         out[key] = {'runs': len(group), 'failed': len(group) - len(good),
                     'phases': table}
+    return out
+
+
+def agent_alive(runs):
+    """{(post, variant): counts} of the deploys of the fast-track pairs.
+
+    The counts: 'deploys', 'alive' (a live agent before the request),
+    'unknown' (not checked: the testbed failed first, or the results
+    predate the check) and 'booted' (alive, yet an agent booted during
+    the deploy: Ironic did not use fast track).
+    """
+    out = {}
+    for run in runs:
+        if run.get('pair') not in FAST_TRACK_PAIRS:
+            continue
+        counts = out.setdefault((run['post'], run['variant']), {
+            'deploys': 0, 'alive': 0, 'unknown': 0, 'booted': 0})
+        counts['deploys'] += 1
+        alive = run.get('agent_alive_before')
+        if alive is None:
+            counts['unknown'] += 1
+        elif alive:
+            counts['alive'] += 1
+            if not agent_up_before(run):
+                counts['booted'] += 1
     return out
 
 
@@ -159,10 +225,14 @@ def ratio(summary, post, pair, figure=TOTAL):
 
 # The kexec record's timings (see ironic_kexec.record): the conductor's
 # side of the hand-off, then the agent's. Each is (title, side, key).
+# 'verify' runs from the kexec to the instance's answer; 'recovery' from
+# the power cycle after a failed verification to the answer.
 KEXEC_TIMINGS = (
     ('load (conductor)', 'timings', 'load'),
     ('execute (conductor)', 'timings', 'execute'),
     ('agent gone (conductor)', 'timings', 'agent_gone'),
+    ('verify (conductor)', 'timings', 'verify'),
+    ('recovery (conductor)', 'timings', 'recovery'),
     ('discover (agent)', 'agent_timings', 'discover'),
     ('download (agent)', 'agent_timings', 'download'),
     ('kexec --load (agent)', 'agent_timings', 'load'),
@@ -180,6 +250,29 @@ def kexec_paths(runs):
         key = rec['path'] + (' (%s)' % rec['reason']
                              if rec.get('reason') else '')
         paths[key] = paths.get(key, 0) + 1
+    return out
+
+
+# The kexec record's verify status of a kexec'd instance that answered
+# (ironic_kexec.record.VERIFIED; the testbed does not import the plugin).
+VERIFIED = 'verified'
+
+
+def kexec_verify(runs):
+    """{(post, variant): {verify status: count}} from the kexec records.
+
+    Every deploy with a kexec record counts, failed ones too; a record
+    without verification (no kexec was executed, or the results predate
+    it) counts as None.
+    """
+    out = {}
+    for run in runs:
+        rec = run.get('kexec_record') or {}
+        if not rec.get('path'):
+            continue
+        status = (rec.get('verify') or {}).get('status')
+        counts = out.setdefault((run['post'], run['variant']), {})
+        counts[status] = counts.get(status, 0) + 1
     return out
 
 

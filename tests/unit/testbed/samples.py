@@ -19,39 +19,62 @@ check by hand.
 
 import copy
 
+from testbed import bench_stats as stats
+
 
 def run(variant, round_no, usable, post=0.0, agent=60.0, written=120.0,
-        handoff=130.0, kernel=None, ok=True):
-    pair = 'disk' if variant in ('direct', 'kexec') else 'diskless'
-    role = 'kexec' if 'kexec' in variant else 'power-cycle'
+        handoff=130.0, kernel=None, ok=True, fast_track=False):
+    """One deploy's record.
+
+    :param fast_track: the deploy started with a live agent: no agent
+        boots, and ``agent`` is the running agent's next heartbeat.
+    """
+    _name, pair, role, iface, image = stats.variant(variant)
     if kernel is None:
         kernel = handoff + 20.0
     milestones = {
-        'deploy request': 0.0, 'agent starting': agent - 10.0,
+        'deploy request': 0.0,
+        'agent starting': None if fast_track else agent - 10.0,
         'agent heartbeat': agent, 'image written': written,
         'handoff': handoff, 'instance kernel': kernel,
         'active': kernel + 1.0,
         'instance usable': usable if ok else None,
     }
-    if pair == 'diskless':
+    if image == 'diskless':
         milestones['image written'] = None
-    return {'variant': variant, 'pair': pair, 'role': role, 'post': post,
-            'round': round_no, 'deploy_interface': variant,
-            'image': 'whole_disk' if pair == 'disk' else 'diskless',
-            'ok': ok, 'error': None if ok else 'deploy failed: boom',
-            'provision_state': 'active' if ok else 'deploy failed',
-            'milestones': milestones}
+    out = {'variant': variant, 'pair': pair, 'role': role, 'post': post,
+           'round': round_no, 'deploy_interface': iface, 'image': image,
+           'ok': ok, 'error': None if ok else 'deploy failed: boom',
+           'provision_state': 'active' if ok else 'deploy failed',
+           'milestones': milestones}
+    if pair in stats.FAST_TRACK_PAIRS:
+        out['agent_alive_before'] = fast_track
+    return out
 
 
 def kexec_record(path='kexec', reason=None, load=4.0, execute=1.0,
-                 agent_gone=0.5, discover=1.5, kexec_load=2.0):
-    """A node's kexec record, shaped as ironic_kexec.record writes it."""
-    return {'path': path, 'reason': reason, 'mode': 'auto',
-            'timings': {'load': load, 'execute': execute,
-                        'agent_gone': agent_gone},
-            'agent_timings': {'preflight': 0.01, 'discover': discover,
-                              'load': kexec_load,
-                              'total': discover + kexec_load}}
+                 agent_gone=0.5, discover=1.5, kexec_load=2.0,
+                 verify=None, verify_status='verified'):
+    """A node's kexec record, shaped as ironic_kexec.record writes it.
+
+    :param verify: seconds from the kexec to the instance's answer, or
+        to the end of the wait if it never came: the record then has the
+        verification (before it, records had none). Only a verified
+        handoff gets the timing, as in ironic_kexec.record.
+    """
+    rec = {'path': path, 'reason': reason, 'mode': 'auto',
+           'timings': {'load': load, 'execute': execute,
+                       'agent_gone': agent_gone},
+           'agent_timings': {'preflight': 0.01, 'discover': discover,
+                             'load': kexec_load,
+                             'total': discover + kexec_load}}
+    if verify is not None:
+        if verify_status == 'verified':
+            rec['timings']['verify'] = verify
+        rec['verify'] = {'status': verify_status, 'seconds': verify,
+                         'target': 'tcp:192.0.2.10:22',
+                         'source': 'instance_info'}
+    return rec
 
 
 def data(runs=None, posts=(0.0,), variants=('direct', 'kexec'),
