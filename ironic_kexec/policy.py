@@ -97,7 +97,7 @@ def validate(node):
                 'be one of %(valid)s' %
                 {'field': field, 'key': MODE, 'node': node.uuid,
                  'mode': mode, 'valid': ', '.join(kexec_conf.MODES)})
-        if info.get(verify.SPEC) is not None:
+        if info.get(verify.SPEC):
             verify.check_target_spec(info[verify.SPEC], '%s/%s of node %s'
                                      % (field, verify.SPEC, node.uuid))
         keys = (EXTRA_ARGS,) if field == 'driver_info' else (
@@ -108,6 +108,12 @@ def validate(node):
                 raise exception.InvalidParameterValue(
                     '%(field)s/%(key)s of node %(node)s must be a string' %
                     {'field': field, 'key': key, 'node': node.uuid})
+    address = node.instance_info.get(verify.ADDRESS)
+    if address and not verify.valid_host(address):
+        raise exception.InvalidParameterValue(
+            'instance_info/%(key)s of node %(node)s is "%(addr)s", not a '
+            'host name or address' % {'key': verify.ADDRESS,
+                                      'node': node.uuid, 'addr': address})
     if (node.instance_info.get(INITRD)
             and not node.instance_info.get(KERNEL)):
         raise exception.InvalidParameterValue(
@@ -220,7 +226,7 @@ def breaker_failures(node):
     """Failed verifications in a row on this node."""
     try:
         return max(0, int(node.driver_info.get(FAILURES) or 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 

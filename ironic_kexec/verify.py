@@ -79,13 +79,14 @@ def parse(spec):
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ValueError('"%s": the port must be a number from 1 to 65535'
                          % spec)
-    if host is not None and not _valid_host(host):
+    if host is not None and not valid_host(host):
         raise ValueError('"%s": "%s" is not a host name or address'
                          % (spec, host))
     return Target(kind, host, int(port))
 
 
-def _valid_host(host):
+def valid_host(host):
+    """Whether ``host`` is an IP address or a DNS host name."""
     try:
         ipaddress.ip_address(host)
         return True
@@ -136,6 +137,9 @@ def resolve(task):
         return target, spec_source
     address = node.instance_info.get(ADDRESS)
     if address:
+        if not valid_host(address):
+            raise NoAddress('instance_info/%s "%s" is not a host name or '
+                            'address' % (ADDRESS, address))
         return (target._replace(host=address),
                 '%s, address from instance_info/%s' % (spec_source, ADDRESS))
     address, source = _vif_address(task)
@@ -173,7 +177,7 @@ def _vif_address(task):
             continue
         for fixed in getattr(port, 'fixed_ips', None) or ():
             address = fixed.get('ip_address')
-            if address:
+            if address and valid_host(address):
                 return address, 'Neutron port %s' % vif
     return None, None
 
