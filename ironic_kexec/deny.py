@@ -25,7 +25,7 @@ import os
 
 from ironic.common import exception
 from ironic.conf import CONF
-from ironic import objects
+from ironic.drivers.modules import inspect_utils
 from oslo_log import log
 
 from ironic_kexec import protocol
@@ -115,12 +115,18 @@ def inventory_facts(inventory, plugin_data):
 
 
 def _node_facts(task):
+    # Wherever [inventory]data_backend keeps it (database or Swift).
     try:
-        inv = objects.NodeInventory.get_by_node_id(task.context,
-                                                   task.node.id)
+        data = inspect_utils.get_inspection_data(task.node, task.context)
     except exception.NodeInventoryNotFound:
         return {}
-    return inventory_facts(inv.inventory_data, inv.plugin_data)
+    except Exception as e:
+        # The rules then go to the agent, which decides them itself.
+        LOG.warning('Cannot read the inspection data of node %(node)s for '
+                    'the kexec deny list: %(err)s',
+                    {'node': task.node.uuid, 'err': e})
+        return {}
+    return inventory_facts(data.get('inventory'), data.get('plugin_data'))
 
 
 def _describe(rule, facts):
