@@ -17,11 +17,14 @@ wait. The instance is a real TCP server on the loopback; the conductor's
 RPC to resume a deploy is recorded instead of sent.
 """
 
+import json
+import os
 import socket
 import threading
 import time
 from unittest import mock
 
+import fixtures
 from ironic.common import states
 from ironic.conductor import rpcapi
 from ironic.conductor import task_manager
@@ -33,6 +36,7 @@ from ironic_kexec import policy
 from ironic_kexec import protocol
 from ironic_kexec import record
 from tests.unit.conductor import base
+from tests.unit.conductor import fakes
 
 
 class FakeConductor(object):
@@ -417,3 +421,53 @@ class VerificationTestCase(base.KexecTestCase):
         self.assertEqual([], self.resumed)
         node.refresh()
         self.assertEqual(states.DEPLOYWAIT, node.provision_state)
+
+
+class DenyListTestCase(base.KexecTestCase):
+    """Deny rules decided by the inspection data, or by the agent."""
+
+    def setUp(self):
+        super().setUp()
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'deny.json')
+        with open(path, 'w') as f:
+            json.dump([{'id': 'gpu-hangs', 'pci_ids': ['10de:*']},
+                       {'id': 'bad-nic', 'drivers': ['badnic']}], f)
+        self.config(deny_list=path, group='kexec')
+
+    def tear_down_agent(self, node):
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+        node.refresh()
+        return node.driver_internal_info[record.KEY]
+
+    def test_denied_by_inspection_data(self):
+        node = self.create_node()
+        objects.NodeInventory(
+            self.context, node_id=node.id, inventory_data={'interfaces': []},
+            plugin_data={'pci_devices': [{'vendor_id': '10de',
+                                          'product_id': '2204'}]}).create()
+        rec = self.tear_down_agent(node)
+        self.assertEqual(protocol.REASON_DENIED, rec['reason'])
+        self.assertIn('gpu-hangs', rec['message'])
+        # Decided on the conductor: the agent was never asked.
+        self.assertNotIn('kexec.load', self.agent.command_names())
+
+    def test_undecided_rules_go_to_the_agent(self):
+        node = self.create_node()
+        objects.NodeInventory(
+            self.context, node_id=node.id, inventory_data={'interfaces': []},
+            plugin_data={'pci_devices': [{'vendor_id': '8086',
+                                          'product_id': '100e'}]}).create()
+        self.agent.load_status = 'FAILED'
+        self.agent.load_error = fakes.agent_error(
+            protocol.REASON_DENIED,
+            'hardware deny rule "bad-nic" matches: drivers badnic')
+        rec = self.tear_down_agent(node)
+        # The PCI rule did not match the inspection data; the driver rule
+        # cannot be decided from it, so the agent got it, and said no.
+        self.assertEqual([{'id': 'bad-nic', 'drivers': ['badnic']}],
+                         self.agent.posts[0][1][protocol.PARAM_DENY])
+        self.assertEqual(protocol.REASON_DENIED, rec['reason'])
+        self.assertIn('bad-nic', rec['message'])
+        self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
