@@ -81,8 +81,11 @@ FAST_TRACK_CLEANING = {
 # The handoff's verification on the testbed: a kexec'd instance answers
 # about 40 s after the kexec under TCG, a power-cycled one about 50 s
 # after the power on (more on a busy machine); the periodic check runs
-# often, so that "active" follows the answer closely.
-VERIFY_OPTIONS = {'verify_timeout': '180', 'verify_interval': '2'}
+# often, so that "active" follows the answer closely. A booting guest
+# under TCG on a busy machine may take seconds to answer a connection:
+# one probe waits longer than on a real network.
+VERIFY_OPTIONS = {'verify_timeout': '180', 'verify_interval': '2',
+                  'verify_probe_timeout': '5'}
 
 # ``provide`` with cleaning boots the agent (and so does every undeploy):
 # about a minute under TCG, more on a busy machine.
