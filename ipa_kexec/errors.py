@@ -27,11 +27,29 @@ class KexecError(errors.RESTError):
 
     message = 'kexec command failed'
 
-    def __init__(self, reason, message):
+    def __init__(self, reason, message, **details):
         super(KexecError, self).__init__(
-            protocol.error_details(reason, message))
+            protocol.error_details(reason, message, **details))
         self.reason = reason
         self.reason_message = message
+
+
+class ProtocolMismatch(KexecError):
+    """The conductor speaks a protocol version this agent does not serve.
+
+    The details carry this agent's version, for the conductor's record.
+    """
+
+    def __init__(self, conductor_version):
+        super(ProtocolMismatch, self).__init__(
+            protocol.REASON_PROTOCOL_MISMATCH,
+            'the conductor speaks kexec protocol version %(conductor)s, '
+            'this agent serves versions %(min)d to %(max)d: build the agent '
+            'ramdisk from the conductor\'s release of ironic-kexec' %
+            {'conductor': conductor_version,
+             'min': protocol.MIN_PROTOCOL_VERSION,
+             'max': protocol.PROTOCOL_VERSION},
+            protocol_version=protocol.PROTOCOL_VERSION)
 
 
 class UnsafePath(KexecError):

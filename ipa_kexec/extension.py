@@ -48,9 +48,11 @@ _URL_PARAMS = (protocol.PARAM_KERNEL_URL, protocol.PARAM_INITRD_URL,
 GET_BOOT_ENTRY_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_ROOT_PATH,
                                               protocol.PARAM_FILE_SYSCALL))
 LOAD_PARAMS = (_DISCOVERY_PARAMS + (protocol.PARAM_FILE_SYSCALL,)
-               + _URL_PARAMS + (protocol.PARAM_DENY,))
+               + _URL_PARAMS + (protocol.PARAM_DENY,
+                                protocol.PARAM_PROTOCOL_VERSION))
 # Parameters whose values are not strings; each is validated on its own.
-_NON_STRING_PARAMS = (protocol.PARAM_MAX_SIZE, protocol.PARAM_DENY)
+_NON_STRING_PARAMS = (protocol.PARAM_MAX_SIZE, protocol.PARAM_DENY,
+                      protocol.PARAM_PROTOCOL_VERSION)
 # The conductor sends only the rules it could not decide itself, a few;
 # the bound keeps a bad request from costing the agent unbounded matching.
 MAX_DENY_RULES = 1000
@@ -144,9 +146,23 @@ def _validate_deny(params):
 
 
 def _validate_load(ext, **params):
+    version = params.get(protocol.PARAM_PROTOCOL_VERSION)
+    if version is not None and not protocol.is_version(version):
+        raise _invalid('protocol_version must be a positive integer')
+    if not protocol.agent_serves(version):
+        # Refused by the command itself, with reason protocol_mismatch
+        # in its result: a newer conductor's parameters are unknown here,
+        # and must not turn the answer into "unknown parameters".
+        return
     _check_params(params, LOAD_PARAMS)
     _validate_url_params(params)
     _validate_deny(params)
+
+
+def _validate_get_version(ext, **params):
+    if params:
+        raise _invalid('unknown parameters: %s'
+                       % ', '.join(sorted(params)))
 
 
 def _validate_execute(ext, **params):
@@ -243,9 +259,19 @@ class KexecExtension(base.BaseAgentExtension):
             return 'download', self._downloaded_files(params)
         return 'discover', self._image_files(params)
 
+    @base.sync_command(protocol.GET_VERSION, _validate_get_version)
+    def get_version(self, **params):
+        """The protocol versions this agent speaks and serves."""
+        return {protocol.FIELD_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION,
+                protocol.FIELD_MIN_PROTOCOL_VERSION:
+                    protocol.MIN_PROTOCOL_VERSION}
+
     @base.async_command(protocol.LOAD, _validate_load)
     def load(self, **params):
         """Find (or download) the instance kernel, ``kexec --load`` it."""
+        conductor_version = params.get(protocol.PARAM_PROTOCOL_VERSION)
+        if not protocol.agent_serves(conductor_version):
+            raise errors.ProtocolMismatch(conductor_version)
         timings = {}
         start = time.monotonic()
         mode = params.get(protocol.PARAM_FILE_SYSCALL,
@@ -276,6 +302,7 @@ class KexecExtension(base.BaseAgentExtension):
         result[protocol.FIELD_METHOD] = method
         result[protocol.FIELD_TIMINGS] = {
             k: round(v, 3) for k, v in timings.items()}
+        result[protocol.FIELD_PROTOCOL_VERSION] = protocol.PROTOCOL_VERSION
         return result
 
     @base.async_command(protocol.EXECUTE, _validate_execute)

@@ -42,10 +42,13 @@ opts = [
                                    'reason in last_error.'),
                ],
                mutable=True,
-               help='Mode for nodes whose driver_info has no "kexec_mode" '
-                    'and deploys whose instance_info has no "kexec_mode". '
-                    'The instance_info value overrides the driver_info one, '
-                    'which overrides this option.'),
+               help='Mode of the deploys that get none from elsewhere. '
+                    'Most specific first, these override it: the '
+                    'set_kexec_mode deploy step of a deploy template, '
+                    'instance_info "kexec_mode", "kexec_mode" in '
+                    'instance_info "capabilities" (a Nova flavor\'s '
+                    '"capabilities:kexec_mode"), the node\'s driver_info '
+                    '"kexec_mode".'),
     cfg.StrOpt('extra_args',
                default='',
                mutable=True,

@@ -39,13 +39,17 @@ METRICS = metrics_utils.get_metrics_logger(__name__)
 class KexecDeploy(interface.KexecInterfaceMixin, agent.AgentDeploy):
     """The direct deploy, ending with kexec instead of a power cycle."""
 
+    decision_step = ('tear_down_agent', 40)
+
     @METRICS.timer('KexecDeploy.prepare')
     @task_manager.require_exclusive_lock
     def prepare(self, task):
         if task.node.provision_state == states.DEPLOYING:
             # A new deploy: a record of the previous one must not make
-            # boot_instance skip the power on.
+            # boot_instance skip the power on, nor the mode its deploy
+            # template chose apply to this one.
             record.clear(task.node)
+            policy.clear_step_mode(task.node)
         super().prepare(task)
 
     def _kexec_load_params(self, task, attempt):

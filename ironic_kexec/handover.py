@@ -19,6 +19,7 @@ decides between kexec and the power cycle.
 """
 
 from http import client as http_client
+import re
 import time
 
 from ironic.common import exception
@@ -52,12 +53,48 @@ def _is_unknown_command(exc):
                 and 'unknown command' in str(exc).lower()))
 
 
+# IPA's answer to parameters a command does not take, e.g. "Invalid
+# command parameters: unknown parameters: deny, protocol_version".
+_UNKNOWN_PARAMS = re.compile(r'unknown parameters: ([a-z_, ]+)')
+
+
+def _predates_versions(exc):
+    """Whether the agent refused ``protocol_version`` as unknown.
+
+    That is an agent of protocol version 1, which knows no versions.
+    """
+    if not isinstance(exc, exception.AgentAPIError):
+        return False
+    try:
+        status = int(exc.kwargs.get('status'))
+    except (TypeError, ValueError):
+        return False
+    found = _UNKNOWN_PARAMS.search(str(exc.kwargs.get('error') or exc))
+    return (status == http_client.BAD_REQUEST and found is not None
+            and protocol.PARAM_PROTOCOL_VERSION
+            in [name.strip() for name in found.group(1).split(',')])
+
+
 def _reason_from_exception(exc):
     if isinstance(exc, exception.AgentAPIError) and _is_unknown_command(exc):
         return protocol.REASON_AGENT_UNSUPPORTED
+    if _predates_versions(exc):
+        return protocol.REASON_PROTOCOL_MISMATCH
     if isinstance(exc, exception.AgentCommandTimeout):
         return protocol.REASON_TIMEOUT
     return protocol.REASON_AGENT_ERROR
+
+
+_UPGRADE_HINT = ('build the agent ramdisk from the conductor\'s release of '
+                 'ironic-kexec (the ironic-kexec element\'s '
+                 'IPA_KEXEC_VERSION)')
+
+
+def _mismatch_message(agent_version, why):
+    return ('the agent speaks kexec protocol version %(agent)s, this '
+            'conductor version %(conductor)d: %(why)s; %(hint)s'
+            % {'agent': agent_version, 'conductor': protocol.PROTOCOL_VERSION,
+               'why': why, 'hint': _UPGRADE_HINT})
 
 
 def _not_done_from_failed_command(result, executed=False):
@@ -83,8 +120,43 @@ def _call(what, node, func, *args, **kwargs):
                     {'what': what, 'node': node.uuid,
                      'cls': e.__class__.__name__, 'err': e},
                     exc_info=not isinstance(e, exception.IronicException))
-        raise errors.NotKexec(_reason_from_exception(e),
-                              '%s: %s' % (e.__class__.__name__, e))
+        reason = _reason_from_exception(e)
+        if reason == protocol.REASON_PROTOCOL_MISMATCH:
+            raise errors.NotKexec(reason, _mismatch_message(
+                1, 'its kexec extension predates protocol versions and '
+                'refused the protocol_version parameter'))
+        raise errors.NotKexec(reason, '%s: %s' % (e.__class__.__name__, e))
+
+
+def _check_agent_version(node, params, command_result, attempt):
+    """Check the agent's protocol version, from a successful load.
+
+    Keeps it in ``attempt.agent_protocol_version``.
+
+    :raises: NotKexec (protocol_mismatch) when the agent reports no
+        version it could have honoured the request with.
+    """
+    version = command_result.get(protocol.FIELD_PROTOCOL_VERSION)
+    if version is None:
+        # Agents of version 1 report none (and refuse protocol_version, so
+        # this one is odd): the version checks below still hold.
+        LOG.warning('The kexec extension of the agent of node %(node)s '
+                    'reported no protocol version with kexec.load; taken '
+                    'as version 1', {'node': node.uuid})
+        version = 1
+    elif not protocol.is_version(version):
+        raise errors.NotKexec(
+            protocol.REASON_PROTOCOL_MISMATCH, _mismatch_message(
+                repr(version)[:40], 'that is not a protocol version'))
+    attempt.agent_protocol_version = version
+    needed = protocol.version_needed(params)
+    if version < needed:
+        # It cannot have honoured what its version does not know (deny
+        # rules): what it loaded must not be booted.
+        raise errors.NotKexec(
+            protocol.REASON_PROTOCOL_MISMATCH, _mismatch_message(
+                version, 'this deploy needs version %d (%s)'
+                % (needed, protocol.PROTOCOL_VERSIONS[needed])))
 
 
 def load(task, client, params, attempt):
@@ -94,19 +166,35 @@ def load(task, client, params, attempt):
     :param client: a ``KexecAgentClient``.
     :param params: the parameters of ``kexec.load``.
     :param attempt: a ``record.Attempt``; gets the seconds spent under
-        'load', the boot entry and the agent's timings.
-    :raises: NotKexec
+        'load', the boot entry, the agent's timings and protocol version.
+    :raises: NotKexec; ``protocol_mismatch`` when the agent does not
+        serve this conductor's protocol version, or reports a version
+        lower than the parameters need.
     :returns: the command result: the boot entry and the load fields.
     """
     node = task.node
     start = time.monotonic()
     try:
         result = _call('load', node, client.kexec_load, node, params)
+    except errors.NotKexec as e:
+        if e.reason == protocol.REASON_PROTOCOL_MISMATCH:
+            attempt.agent_protocol_version = 1
+        raise
     finally:
         attempt.timings['load'] = time.monotonic() - start
     if result.get('command_status') != _SUCCEEDED:
-        raise _not_done_from_failed_command(result)
-    attempt.loaded(result.get('command_result'))
+        not_done = _not_done_from_failed_command(result)
+        if not_done.reason == protocol.REASON_PROTOCOL_MISMATCH:
+            error = result.get('command_error')
+            details = error.get('details') if isinstance(error, dict) else {}
+            version = (details.get(protocol.DETAIL_PROTOCOL_VERSION)
+                       if isinstance(details, dict) else None)
+            if protocol.is_version(version):
+                attempt.agent_protocol_version = version
+        raise not_done
+    command_result = result.get('command_result') or {}
+    attempt.loaded(command_result)
+    _check_agent_version(node, params, command_result, attempt)
 
 
 def execute(task, client, attempt):

@@ -30,6 +30,10 @@ One kexec attempt, in one place, for both interfaces:
    (``required``). Everything it needs is in the node's record, so a
    restarted conductor, or the one that takes the node over, finishes
    the job.
+
+Before all that, the ``set_kexec_mode`` deploy step (priority 0: only
+when a deploy template or the deploy request names it) may choose the
+mode of this deploy, see :meth:`KexecInterfaceMixin.set_kexec_mode`.
 """
 
 import time
@@ -44,6 +48,7 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent_base
 from ironic.drivers import utils as driver_utils
+from ironic import objects
 from oslo_log import log
 
 from ironic_kexec import agent_client
@@ -62,16 +67,76 @@ METRICS = metrics_utils.get_metrics_logger(__name__)
 # tenant network before it can answer there.
 VERIFY_PRIORITY = 10
 
+SET_MODE_ARGSINFO = {
+    'mode': {
+        'description': 'The kexec mode of this deploy: "disabled", "auto" '
+                       'or "required". It overrides instance_info/'
+                       'kexec_mode, instance_info/capabilities and '
+                       'driver_info/kexec_mode; [kexec]enabled = False '
+                       'still disables kexec. Give the step a priority '
+                       'above 40 (kexec) or 100 (ramdisk-kexec), e.g. '
+                       '150.',
+        'required': True,
+    },
+}
+
+
+def _is_mode_step(step):
+    return (step.get('interface') == 'deploy'
+            and step.get('step') == policy.STEP)
+
+
+def _template_mode_steps(task):
+    """The ``set_kexec_mode`` steps of this deploy's deploy templates.
+
+    The templates are those Ironic runs: named like one of
+    ``instance_info/traits`` (``conductor.steps._get_deployment_templates``
+    matches them the same way).
+
+    :returns: a list of (template name, step dict).
+    """
+    traits = task.node.instance_info.get('traits')
+    if not traits or not isinstance(traits, list):
+        return []
+    return [(template.name, step)
+            for template in objects.DeployTemplate.list_by_names(
+                task.context, traits)
+            for step in template.steps if _is_mode_step(step)]
+
+
+def _step_origin(task):
+    """What named the running ``set_kexec_mode`` step, or None."""
+    node = task.node
+    # The deploy request's steps override a template's same step.
+    if any(_is_mode_step(step) for step in
+           node.driver_internal_info.get('user_deploy_steps') or ()):
+        return 'deploy steps of the deploy request'
+    names = sorted({name for name, _step in _template_mode_steps(task)})
+    if names:
+        return 'deploy template %s' % ', '.join(names)
+    return None
+
+
+def _enabled(step):
+    try:
+        return int(step.get('priority') or 0) > 0
+    except (TypeError, ValueError):
+        return False
+
 
 class KexecInterfaceMixin(object):
     """The kexec attempt, its verification and recovery, the record.
 
     Mixed in before a stock deploy interface, which ``super()`` reaches.
-    A subclass gives :meth:`_kexec_load_params` and calls :meth:`_kexec`
-    from the step that replaces its power cycle.
+    A subclass gives :meth:`_kexec_load_params`, calls :meth:`_kexec`
+    from the step that replaces its power cycle and names that step in
+    :attr:`decision_step`.
     """
 
     diskless = False
+    # (name, priority) of the deploy step that calls _kexec: the
+    # set_kexec_mode step must run before it.
+    decision_step = None
 
     def get_properties(self):
         props = super().get_properties().copy()
@@ -82,14 +147,108 @@ class KexecInterfaceMixin(object):
     def validate(self, task):
         super().validate(task)
         policy.validate(task.node)
+        self._validate_template_steps(task)
 
     @METRICS.timer('KexecInterfaceMixin.tear_down')
     @task_manager.require_exclusive_lock
     def tear_down(self, task):
         # The record belongs to the instance going away; a later deploy
-        # through another interface must not show it as its own.
+        # through another interface must not show it as its own. So does
+        # the mode its deploy template chose.
         record.clear(task.node)
+        policy.clear_step_mode(task.node)
         return super().tear_down(task)
+
+    # The mode from a deploy template.
+
+    @METRICS.timer('KexecInterfaceMixin.set_kexec_mode')
+    @base.deploy_step(priority=0, argsinfo=SET_MODE_ARGSINFO)
+    @task_manager.require_exclusive_lock
+    def set_kexec_mode(self, task, mode):
+        """Choose the kexec mode of this deploy, e.g. from a deploy template.
+
+        Disabled by default (priority 0): it runs only when a deploy
+        template matching one of the deploy's ``instance_info/traits``
+        (from a Nova flavor's ``trait:CUSTOM_...=required``), or the deploy
+        request's deploy steps, name it with a priority. It must run before
+        :attr:`decision_step` (``tear_down_agent``, 40, for ``kexec``;
+        ``deploy``, 100, for ``ramdisk-kexec``): 150 suits both. The mode
+        holds for this deploy only: a new deploy and the tear down forget
+        it.
+
+        :param task: a TaskManager object containing the node
+        :param mode: ``disabled``, ``auto`` or ``required``.
+        :raises: InvalidParameterValue for another mode, or when the step
+            runs after the step that decides whether to kexec.
+        """
+        node = task.node
+        self._check_before_decision(task)
+        source = policy.set_step_mode(node, mode, origin=_step_origin(task))
+        LOG.info('Node %(node)s: kexec mode "%(mode)s" for this deploy, '
+                 'from the %(source)s', {'node': node.uuid, 'mode': mode,
+                                         'source': source})
+
+    def _check_before_decision(self, task):
+        """Refuse a set_kexec_mode step that runs too late to count."""
+        node = task.node
+        if not self.decision_step:
+            return
+        steps = node.driver_internal_info.get('deploy_steps')
+        index = node.driver_internal_info.get('deploy_step_index')
+        if not steps or index is None:
+            # Not run by the conductor's deploy steps: nothing to compare.
+            return
+        name, _priority = self.decision_step
+        if any(step.get('interface') == 'deploy' and step.get('step') == name
+               for step in steps[index + 1:]):
+            return
+        raise self._too_late(node, 'the deploy template or deploy steps')
+
+    def _too_late(self, node, where):
+        name, priority = self.decision_step
+        return exception.InvalidParameterValue(
+            'The deploy step %(step)s of node %(node)s runs after the deploy '
+            'step %(decision)s, which decides whether the deploy ends with '
+            'kexec: it cannot apply. Give it a priority above %(prio)d in '
+            '%(where)s.' %
+            {'step': policy.STEP, 'node': node.uuid, 'decision': name,
+             'prio': priority, 'where': where})
+
+    def _validate_template_steps(self, task):
+        """Refuse what a template's set_kexec_mode step would, earlier.
+
+        When the deploy is requested rather than once it runs: a mode
+        that is not one of ``conf.MODES``, a priority that puts the step
+        after :attr:`decision_step` (Ironic runs the driver's step first
+        among equal priorities). A missing ``mode`` is Ironic's to refuse.
+        """
+        for name, step in _template_mode_steps(task):
+            if not _enabled(step):
+                continue
+            args = step.get('args') or {}
+            if 'mode' in args:
+                policy.check_mode(args['mode'], 'the "mode" argument of the '
+                                  'deploy step %s in deploy template %s'
+                                  % (policy.STEP, name))
+            if (self.decision_step
+                    and int(step['priority']) <= self.decision_step[1]):
+                raise self._too_late(task.node, 'deploy template %s' % name)
+
+    def _mode_before_steps(self, task):
+        """The mode of this deploy as far as ``prepare`` can tell.
+
+        Deploy steps run after ``prepare``; a deploy template's
+        ``set_kexec_mode`` step is counted already, as it will run.
+        Deploy steps given with the deploy request are not known yet.
+        """
+        mode = policy.get_mode(task.node)
+        if not CONF.kexec.enabled:
+            return mode
+        for _name, step in _template_mode_steps(task):
+            step_mode = (step.get('args') or {}).get('mode')
+            if _enabled(step) and step_mode in kexec_conf.MODES:
+                return step_mode
+        return mode
 
     # The attempt.
 
@@ -111,7 +270,7 @@ class KexecInterfaceMixin(object):
         """
         node = task.node
         record.clear(node)
-        attempt = record.Attempt(policy.get_mode(node))
+        attempt = record.Attempt(*policy.get_mode_and_source(node))
         try:
             policy.check(task, attempt.mode, diskless=self.diskless)
             params = self._kexec_load_params(task, attempt)

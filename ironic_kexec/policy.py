@@ -16,8 +16,18 @@ The one place that answers "may this deploy kexec" for both deploy
 interfaces (:func:`check`): the mode, Ironic's own reasons to reboot, the
 agent, network isolation, the circuit breaker and the hardware deny list.
 
-Mode precedence, most specific first: ``instance_info['kexec_mode']`` (this
-deploy), ``driver_info['kexec_mode']`` (the node), ``[kexec]default_mode``.
+Mode precedence, most specific first (:func:`get_mode_and_source`):
+
+1. ``driver_internal_info['kexec_mode_step']``, written by the
+   ``set_kexec_mode`` deploy step that a deploy template (matched by one of
+   the deploy's ``instance_info['traits']``, from a Nova flavor's or
+   image's required traits) or the deploy request's deploy steps named;
+2. ``instance_info['kexec_mode']`` (this deploy);
+3. ``instance_info['capabilities']['kexec_mode']`` (this deploy: Nova
+   writes a flavor's ``capabilities:kexec_mode`` extra spec there);
+4. ``driver_info['kexec_mode']`` (the node);
+5. ``[kexec]default_mode``.
+
 ``[kexec]enabled = False`` overrides all of them, ``required`` included.
 
 Kernel parameters are appended, never replaced, in the order
@@ -36,6 +46,7 @@ from ironic.common import states
 from ironic.conductor import utils as manager_utils
 from ironic.conf import CONF
 from ironic.drivers.modules import boot_mode_utils
+from ironic.drivers.modules import deploy_utils
 from oslo_log import log
 from oslo_utils import strutils
 
@@ -57,13 +68,32 @@ CMDLINE = 'kexec_cmdline'
 # driver_info, written by the conductor, removed by the operator: how many
 # kexec handoffs in a row failed verification on this node.
 FAILURES = 'kexec_failures'
+# The deploy step that sets the mode of one deploy, named by a deploy
+# template (or the deploy request's deploy steps), and the
+# driver_internal_info key where it keeps {'mode': ..., 'source': ...}
+# until the next deploy starts or the instance is torn down.
+STEP = 'set_kexec_mode'
+STEP_MODE = 'kexec_mode_step'
+# instance_info/capabilities, as Nova writes a flavor's "capabilities:*"
+# extra specs: a JSON string (Ironic's API also accepts a dict).
+CAPABILITIES = 'capabilities'
+
+# Where a deploy's mode came from, as the record's "mode_source" says.
+SOURCE_ENABLED = '[kexec]enabled'
+SOURCE_INSTANCE = 'instance_info/%s' % MODE
+SOURCE_CAPABILITY = 'instance_info/%s/%s' % (CAPABILITIES, MODE)
+SOURCE_NODE = 'driver_info/%s' % MODE
+SOURCE_DEFAULT = '[kexec]default_mode'
 
 PROPERTIES = {
     MODE: 'Whether the deploy ends with kexec instead of a power cycle: '
           '"disabled", "auto" (kexec when possible, otherwise power '
           'cycle) or "required" (kexec or fail the deploy). May be '
-          'overridden per deploy by instance_info/kexec_mode. Defaults to '
-          '[kexec]default_mode. Optional.',
+          'overridden per deploy by instance_info/kexec_mode, by '
+          'instance_info/capabilities (a Nova flavor\'s '
+          '"capabilities:kexec_mode") or by the set_kexec_mode deploy '
+          'step of a deploy template. Defaults to [kexec]default_mode. '
+          'Optional.',
     EXTRA_ARGS: 'Kernel parameters appended to the command line of the '
                 'deployed kernel when it is started with kexec, after '
                 '[kexec]extra_args and before instance_info/'
@@ -83,20 +113,30 @@ PROPERTIES = {
 _STATIC_NETWORK_INTERFACES = frozenset(['flat', 'noop'])
 
 
+def check_mode(mode, what):
+    """Refuse a mode that is not one of ``conf.MODES``.
+
+    :param what: what holds the mode, for the message.
+    :raises: InvalidParameterValue
+    """
+    if mode not in kexec_conf.MODES:
+        raise exception.InvalidParameterValue(
+            '%(what)s is "%(mode)s", it must be one of %(valid)s' %
+            {'what': what, 'mode': mode,
+             'valid': ', '.join(kexec_conf.MODES)})
+
+
 def validate(node):
     """Check the node's and the deploy's kexec parameters.
 
-    :raises: InvalidParameterValue on a malformed value.
+    :raises: InvalidParameterValue on a malformed value, including
+        malformed ``instance_info/capabilities``.
     """
     for field, info in (('driver_info', node.driver_info),
                         ('instance_info', node.instance_info)):
         mode = info.get(MODE)
-        if mode is not None and mode not in kexec_conf.MODES:
-            raise exception.InvalidParameterValue(
-                '%(field)s/%(key)s of node %(node)s is "%(mode)s", it must '
-                'be one of %(valid)s' %
-                {'field': field, 'key': MODE, 'node': node.uuid,
-                 'mode': mode, 'valid': ', '.join(kexec_conf.MODES)})
+        if mode is not None:
+            check_mode(mode, '%s/%s of node %s' % (field, MODE, node.uuid))
         if info.get(verify.SPEC):
             verify.check_target_spec(info[verify.SPEC], '%s/%s of node %s'
                                      % (field, verify.SPEC, node.uuid))
@@ -108,6 +148,12 @@ def validate(node):
                 raise exception.InvalidParameterValue(
                     '%(field)s/%(key)s of node %(node)s must be a string' %
                     {'field': field, 'key': key, 'node': node.uuid})
+    # Ironic's own parser: a dict, or a JSON string (what Nova writes).
+    capabilities = deploy_utils.parse_instance_info_capabilities(node)
+    if MODE in capabilities:
+        check_mode(capabilities[MODE], '%s of node %s (a Nova flavor\'s '
+                   '"capabilities:%s" extra spec)'
+                   % (SOURCE_CAPABILITY, node.uuid, MODE))
     address = node.instance_info.get(verify.ADDRESS)
     if address and not verify.valid_host(address):
         raise exception.InvalidParameterValue(
@@ -122,13 +168,78 @@ def validate(node):
             {'initrd': INITRD, 'kernel': KERNEL, 'node': node.uuid})
 
 
+def _capability_mode(node):
+    """``kexec_mode`` of ``instance_info/capabilities``, or None."""
+    try:
+        capabilities = deploy_utils.parse_instance_info_capabilities(node)
+    except exception.InvalidParameterValue as e:
+        # validate() refuses them; a deploy that got past it anyway (the
+        # field changed since) does without.
+        LOG.warning('Node %(node)s: ignoring instance_info/%(key)s for the '
+                    'kexec mode: %(err)s',
+                    {'node': node.uuid, 'key': CAPABILITIES, 'err': e})
+        return None
+    return capabilities.get(MODE)
+
+
+def _step_mode(node):
+    """The mode and source the set_kexec_mode step kept, or (None, None)."""
+    value = node.driver_internal_info.get(STEP_MODE)
+    if not isinstance(value, dict):
+        return None, None
+    return value.get('mode'), value.get('source') or 'deploy step ' + STEP
+
+
+def get_mode_and_source(node):
+    """The kexec mode of this deploy, and which setting gave it.
+
+    :returns: (mode, source): one of ``conf.MODES`` (once validated) and
+        a short text for the operator, e.g. ``driver_info/kexec_mode``.
+    """
+    if not CONF.kexec.enabled:
+        return kexec_conf.MODE_DISABLED, SOURCE_ENABLED
+    mode, source = _step_mode(node)
+    if mode:
+        return mode, source
+    for mode, source in ((node.instance_info.get(MODE), SOURCE_INSTANCE),
+                         (_capability_mode(node), SOURCE_CAPABILITY),
+                         (node.driver_info.get(MODE), SOURCE_NODE)):
+        if mode:
+            return mode, source
+    return CONF.kexec.default_mode, SOURCE_DEFAULT
+
+
 def get_mode(node):
     """The kexec mode of this deploy: one of ``conf.MODES``."""
-    if not CONF.kexec.enabled:
-        return kexec_conf.MODE_DISABLED
-    return (node.instance_info.get(MODE)
-            or node.driver_info.get(MODE)
-            or CONF.kexec.default_mode)
+    return get_mode_and_source(node)[0]
+
+
+def set_step_mode(node, mode, origin=None):
+    """Keep the mode the set_kexec_mode step chose, for this deploy only.
+
+    Saves the node.
+
+    :param origin: what named the step, e.g. ``deploy template
+        CUSTOM_KEXEC_DISABLED``, for the record's ``mode_source``.
+    :returns: the source kept with the mode.
+    :raises: InvalidParameterValue if ``mode`` is not one of
+        ``conf.MODES``.
+    """
+    check_mode(mode, 'the "mode" argument of the deploy step %s of node %s'
+               % (STEP, node.uuid))
+    source = 'deploy step %s' % STEP
+    if origin:
+        source = '%s (%s)' % (source, origin)
+    node.set_driver_internal_info(STEP_MODE, {'mode': mode,
+                                              'source': source})
+    node.save()
+    return source
+
+
+def clear_step_mode(node):
+    """Forget the mode an earlier deploy's step chose. Saves the node."""
+    if node.del_driver_internal_info(STEP_MODE) is not None:
+        node.save()
 
 
 def check(task, mode, diskless=False):
@@ -261,12 +372,17 @@ def _joined_extra_args(node):
 def common_load_params(task):
     """The parameters of ``kexec.load`` that do not depend on the source.
 
-    Those of every deploy, with a disk or diskless: the system call,
-    the extra kernel parameters, the boot mode and the deny rules that
-    the inspection data could not decide.
+    Those of every deploy, with a disk or diskless: this conductor's
+    protocol version, the system call, the extra kernel parameters, the
+    boot mode and the deny rules that the inspection data could not
+    decide.
     """
     node = task.node
-    params = {protocol.PARAM_FILE_SYSCALL: CONF.kexec.file_syscall}
+    # Always sent: an agent that does not serve this version refuses
+    # with protocol_mismatch (one of version 1, which knows no versions,
+    # refuses the parameter), see ironic_kexec.protocol.
+    params = {protocol.PARAM_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION,
+              protocol.PARAM_FILE_SYSCALL: CONF.kexec.file_syscall}
     try:
         _denied, undecided = deny.evaluate(task)
     except deny.InvalidDenyList:

@@ -20,8 +20,49 @@ side can import it without pulling in the other.
 Commands are sent as ``POST /v1/commands/`` with the name
 ``kexec.<command>`` and a JSON object of parameters.
 
+Protocol versions
+-----------------
+
+:data:`PROTOCOL_VERSION` is the version this release speaks; each
+version adds to the previous one, none removes anything:
+
+1. ``kexec.get_boot_entry``, ``kexec.load`` and ``kexec.execute``; the
+   diskless loads by URL (``kernel_url``, ``initrd_url``, their
+   checksums, ``checksum_algo``, ``max_size``). Agents of version 1 know
+   nothing of versions: they neither take ``protocol_version`` nor
+   report it.
+2. ``deny`` rules on ``kexec.load``; ``protocol_version`` as a parameter
+   of ``kexec.load`` and a field of its result; ``kexec.get_version``;
+   the reason ``protocol_mismatch``.
+
+The compatibility rule: the conductor sends its own version with every
+``kexec.load``. An agent serves every conductor version from
+:data:`MIN_PROTOCOL_VERSION` to its own :data:`PROTOCOL_VERSION` (a
+missing ``protocol_version`` is a conductor of version 1) and refuses
+any other with reason ``protocol_mismatch`` before it looks at the other
+parameters, whose names a newer conductor may have added. An agent of
+version 1 refuses the unknown ``protocol_version`` parameter itself; the
+conductor takes that refusal as ``protocol_mismatch`` too. The conductor
+never retries with fewer parameters (it must not drop ``deny`` rules the
+agent would then not check): meeting an older agent falls back to the
+power cycle (or fails a ``required`` deploy) with that reason, and the
+cure is an agent ramdisk of the conductor's release. An agent newer than
+the conductor serves it. A ``kexec.load`` result
+without ``protocol_version`` is taken as coming from a version 1 agent;
+the conductor refuses to go on when the agent's version is lower than
+the version its request needed (see :func:`version_needed`), since such
+an agent cannot have honoured the newer parameters.
+
+``kexec.get_version`` (synchronous)
+    No parameters. Result: ``protocol_version`` (the agent's) and
+    ``min_protocol_version`` (the oldest conductor version it serves).
+    Not needed on the deploy path (every ``kexec.load`` result carries
+    the version): for diagnostics and for conductors that want to know
+    before they load. An agent of version 1 answers "unknown command".
+
 ``kexec.get_boot_entry`` (synchronous)
-    Discovery only, nothing is loaded. Parameters: those of ``load``, plus
+    Discovery only, nothing is loaded. Parameters: those of ``load`` but
+    the diskless ones, ``deny`` and ``protocol_version``, plus
     ``root_path`` (an already mounted root filesystem). Result: a
     :data:`BOOT_ENTRY_FIELDS` mapping.
 
@@ -41,6 +82,11 @@ Commands are sent as ``POST /v1/commands/`` with the name
     the agent checks them against the running hardware before it loads
     anything, and refuses with reason ``denied``.
 
+    ``protocol_version`` is the conductor's version; the agent refuses
+    one it does not serve with reason ``protocol_mismatch`` before
+    anything else (see "Protocol versions" above). The result's
+    ``protocol_version`` is the agent's.
+
 ``kexec.execute`` (asynchronous)
     Flushes the disks, answers, then kexecs into the loaded kernel from a
     detached process after ``delay`` seconds. The agent stops answering
@@ -51,10 +97,21 @@ import fnmatch
 
 EXTENSION = 'kexec'
 
+# The protocol version of this release (see "Protocol versions" above),
+# and the oldest conductor version an agent of this release serves.
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 1
+# What each version added, for messages and documentation.
+PROTOCOL_VERSIONS = {
+    1: 'get_boot_entry, load and execute; diskless loads by URL',
+    2: 'deny rules; protocol_version; get_version',
+}
+
 # Command names, without the extension prefix.
 GET_BOOT_ENTRY = 'get_boot_entry'
 LOAD = 'load'
 EXECUTE = 'execute'
+GET_VERSION = 'get_version'
 
 
 def command_name(command):
@@ -81,6 +138,8 @@ PARAM_MAX_SIZE = 'max_size'              # bytes, per downloaded file
 DEFAULT_MAX_SIZE = 1024 ** 3             # max_size when not given
 # load only: hardware deny rules, a list of DENY_RULE_FIELDS mappings.
 PARAM_DENY = 'deny'
+# load only: the conductor's protocol version, an integer.
+PARAM_PROTOCOL_VERSION = 'protocol_version'
 # execute only.
 PARAM_DELAY = 'delay'                    # seconds between reply and kexec
 
@@ -116,16 +175,56 @@ BOOT_ENTRY_FIELDS = (FIELD_KERNEL, FIELD_INITRD, FIELD_CMDLINE,
                      FIELD_SOURCE, FIELD_ROOT_DEVICE)
 
 # Added by load: 'method' is one of LOAD_METHODS; 'timings' maps phase
-# names ('discover', 'download', 'load', ...) to seconds.
+# names ('discover', 'download', 'load', ...) to seconds;
+# 'protocol_version' is the agent's (missing from version 1 agents).
 FIELD_METHOD = 'method'
 FIELD_TIMINGS = 'timings'
-LOAD_FIELDS = (FIELD_METHOD, FIELD_TIMINGS)
+FIELD_PROTOCOL_VERSION = 'protocol_version'
+LOAD_FIELDS = (FIELD_METHOD, FIELD_TIMINGS, FIELD_PROTOCOL_VERSION)
 METHOD_KEXEC_LOAD = 'kexec_load'
 METHOD_KEXEC_FILE_LOAD = 'kexec_file_load'
 LOAD_METHODS = (METHOD_KEXEC_LOAD, METHOD_KEXEC_FILE_LOAD)
 
 # Result fields of execute.
 FIELD_DELAY = 'delay'
+
+# Result fields of get_version: the agent's version, and the oldest
+# conductor version it serves.
+FIELD_MIN_PROTOCOL_VERSION = 'min_protocol_version'
+VERSION_FIELDS = (FIELD_PROTOCOL_VERSION, FIELD_MIN_PROTOCOL_VERSION)
+
+# The version that added each load parameter of a version after 1.
+# protocol_version itself is left out: it is how versions are told, an
+# agent that does not know it refuses it, never ignores it.
+_LOAD_PARAMS_SINCE = {PARAM_DENY: 2}
+
+
+def is_version(value):
+    """Whether ``value`` is a protocol version (a positive integer)."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and value >= 1)
+
+
+def agent_serves(conductor_version):
+    """Whether an agent of this release serves a conductor's version.
+
+    :param conductor_version: the ``protocol_version`` parameter of a
+        ``kexec.load``; None (not sent) is a conductor of version 1.
+    """
+    if conductor_version is None:
+        conductor_version = 1
+    return (is_version(conductor_version)
+            and MIN_PROTOCOL_VERSION <= conductor_version
+            <= PROTOCOL_VERSION)
+
+
+def version_needed(params):
+    """The lowest agent version that understands every load parameter.
+
+    :param params: the parameters of a ``kexec.load``.
+    """
+    return max([1] + [_LOAD_PARAMS_SINCE.get(name, 1) for name in params])
+
 
 # Reason codes. The agent puts one in a failed command's error details;
 # the conductor records one whenever it does not kexec. Each maps to a
@@ -152,6 +251,7 @@ REASON_NOT_APPLICABLE = 'not_applicable'
 REASON_DENIED = 'denied'
 REASON_CIRCUIT_OPEN = 'circuit_open'
 REASON_NOT_VERIFIED = 'not_verified'
+REASON_PROTOCOL_MISMATCH = 'protocol_mismatch'
 
 REASONS = {
     REASON_DISABLED:
@@ -198,6 +298,8 @@ REASONS = {
         'kexec failed verification on this node too often in a row',
     REASON_NOT_VERIFIED:
         'the kexec\'d instance did not answer within [kexec]verify_timeout',
+    REASON_PROTOCOL_MISMATCH:
+        'the agent and the conductor speak different protocol versions',
 }
 
 # Key of the reason code in a failed command's error details.
@@ -205,17 +307,24 @@ DETAIL_REASON = 'reason'
 
 
 DETAIL_MESSAGE = 'message'
+# Of a protocol_mismatch only: the agent's protocol version.
+DETAIL_PROTOCOL_VERSION = 'protocol_version'
 
 
-def error_details(reason, message):
+def error_details(reason, message, protocol_version=None):
     """The ``details`` of an agent error that carries a reason code.
 
     :param reason: one of :data:`REASONS`.
     :param message: what went wrong, for the operator.
+    :param protocol_version: the agent's protocol version, given with
+        ``protocol_mismatch``.
     """
     if reason not in REASONS:
         raise ValueError('unknown kexec reason code %r' % reason)
-    return {DETAIL_REASON: reason, DETAIL_MESSAGE: message}
+    details = {DETAIL_REASON: reason, DETAIL_MESSAGE: message}
+    if protocol_version is not None:
+        details[DETAIL_PROTOCOL_VERSION] = protocol_version
+    return details
 
 
 def reason_from_error(command_error):

@@ -139,13 +139,24 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
     """The ramdisk deploy, booted by kexec from a running agent."""
 
     diskless = True
+    decision_step = ('deploy', 100)
 
     @METRICS.timer('RamdiskKexecDeploy.prepare')
     @task_manager.require_exclusive_lock
     def prepare(self, task):
         node = task.node
+        if node.provision_state == states.DEPLOYING:
+            # A new deploy: the mode an earlier deploy's template chose
+            # does not apply to it.
+            policy.clear_step_mode(node)
+        # Deploy steps run after prepare: a deploy template's
+        # set_kexec_mode step is counted here already. Deploy steps given
+        # with the deploy request are not known yet: one that disables
+        # kexec finds the agent kept running (harmless, the fall back
+        # powers the node off), one that enables it after another setting
+        # disabled it finds no agent (reason no_agent).
         if (node.provision_state != states.DEPLOYING
-                or policy.get_mode(node) == kexec_conf.MODE_DISABLED
+                or self._mode_before_steps(task) == kexec_conf.MODE_DISABLED
                 or not manager_utils.is_fast_track(task)):
             return super().prepare(task)
 

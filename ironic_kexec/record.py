@@ -26,6 +26,10 @@ The record is ``driver_internal_info['kexec']``, shown by
                    ironic_kexec.protocol.REASONS.
     message        one line for the operator.
     mode           the mode of this deploy: disabled, auto or required.
+    mode_source    which setting gave the mode, e.g. 'driver_info/
+                   kexec_mode' or 'deploy step set_kexec_mode (deploy
+                   template CUSTOM_KEXEC_DISABLED)', see
+                   ironic_kexec.policy.get_mode_and_source.
     entry          only once the agent loaded a kernel: kernel, initrd,
                    cmdline, source (how the agent found them) and method
                    (the system call that loaded them).
@@ -34,6 +38,10 @@ The record is ``driver_internal_info['kexec']``, shown by
                    kexec to the instance's answer) and 'recovery' (from
                    the power cycle to the instance's answer).
     agent_timings  seconds per phase as measured by the agent, if any.
+    agent_protocol_version
+                   the protocol version of the agent's kexec extension,
+                   once known (kexec.load answered, or refused with
+                   protocol_mismatch); 1 for an agent that reports none.
     executed_at    when the agent went away after kexec.execute (UNIX
                    time).
     verify         after a kexec: status ('pending', 'verified', 'failed',
@@ -52,10 +60,43 @@ event and last_error instead.
 
 The record is cleared when a deploy starts, so that a record left by an
 earlier deploy never stands for this one.
+
+Each decision is also counted in Ironic's metrics (``[metrics]backend``,
+e.g. ``statsd``), one counter of 1 per decision, named under this
+module's prefix: with Ironic's defaults a name reaches statsd as
+``ironic_kexec.record.<name>`` (``[metrics]global_prefix``, when set,
+goes first; ``[metrics]prepend_host`` does not apply, as to Ironic's own
+module metrics)::
+
+    path.kexec                    the instance kernel was started with
+                                  kexec
+    path.power-cycle.<reason>     power cycled instead; <reason> is a
+                                  code of ironic_kexec.protocol.REASONS
+                                  ('other' for anything else)
+    path.failed.<reason>          mode "required", kexec not possible:
+                                  the deploy failed
+    verify.verified               after a kexec: the instance answered
+    verify.not_verified           ... it did not, within the timeout
+    verify.unknown                ... no address of the instance known
+    verify.off                    ... not verified, by configuration
+    recovery.verified             after verify.not_verified ("auto"): the
+                                  power-cycled instance answered
+    recovery.not_verified         ... it did not answer either
+    recovery.failed               ... the power cycle itself failed
+    breaker.opened                the node's circuit breaker opened
+
+``path.*`` counts the decision of each deploy at its handoff, once: a
+kexec that is then not verified stays counted as ``path.kexec`` (its
+record's path becomes 'power-cycle' or 'failed'). A ``path.kexec`` is
+followed by one ``verify.*``, a ``verify.not_verified`` in "auto" mode
+by one ``recovery.*``, unless the deploy ends otherwise in between
+(aborted, failed, deleted: not counted). A metrics backend that fails never
+fails a deploy: the error is logged and the deploy goes on.
 """
 
 import time
 
+from ironic.common import metrics_utils
 from ironic.common import states
 from ironic.conductor import utils as manager_utils
 from ironic.conf import CONF
@@ -88,11 +129,13 @@ _ENTRY_FIELDS = (protocol.FIELD_KERNEL, protocol.FIELD_INITRD,
 class Attempt(object):
     """What one kexec attempt learned on its way, for its record."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, mode_source=None):
         self.mode = mode
+        self.mode_source = mode_source
         self.entry = None
         self.timings = {}
         self.agent_timings = None
+        self.agent_protocol_version = None
 
     def loaded(self, result):
         """Keep the boot entry and timings of a ``kexec.load`` result."""
@@ -142,13 +185,58 @@ def _log(node, severity, message):
         'Node %(node)s: %(msg)s', {'node': node.uuid, 'msg': message})
 
 
+# The counters (see the module docstring).
+COUNTER_KEXEC = 'path.kexec'
+COUNTER_VERIFIED = 'verify.verified'
+COUNTER_NOT_VERIFIED = 'verify.not_verified'
+COUNTER_UNKNOWN = 'verify.unknown'
+COUNTER_OFF = 'verify.off'
+COUNTER_RECOVERED = 'recovery.verified'
+COUNTER_NOT_RECOVERED = 'recovery.not_verified'
+COUNTER_RECOVERY_FAILED = 'recovery.failed'
+COUNTER_BREAKER_OPENED = 'breaker.opened'
+# Counted instead of a reason code outside REASONS, so that the set of
+# names stays bounded.
+OTHER_REASON = 'other'
+
+
+def path_counter(path, reason=None):
+    """The counter of a path decision, e.g. ``path.failed.lockdown``."""
+    if path == PATH_KEXEC:
+        return COUNTER_KEXEC
+    if reason not in protocol.REASONS:
+        reason = OTHER_REASON
+    return 'path.%s.%s' % (path, reason)
+
+
+def _count(node, name):
+    """Add 1 to the counter ``name`` in Ironic's metrics; never raises."""
+    try:
+        # Built at each call rather than at import: the backend and the
+        # prefix are those of the configuration now, even if this module
+        # was imported before the configuration was read.
+        metrics = metrics_utils.get_metrics_logger(__name__)
+        metrics.send_counter(metrics.get_metric_name(name), 1)
+    except Exception as e:
+        # Ironic's statsd backend creates its socket outside of its own
+        # error handling (e.g. EMFILE): a metric never fails a deploy.
+        LOG.warning('Node %(node)s: could not count %(name)s in the '
+                    'metrics: %(cls)s: %(err)s',
+                    {'node': node.uuid, 'name': name,
+                     'cls': e.__class__.__name__, 'err': e})
+
+
 def _store(node, path, attempt, reason, message, **more):
     value = {'path': path, 'reason': reason, 'message': message,
              'mode': attempt.mode, 'timings': _round(attempt.timings)}
+    if attempt.mode_source:
+        value['mode_source'] = attempt.mode_source
     if attempt.entry:
         value['entry'] = attempt.entry
     if attempt.agent_timings:
         value['agent_timings'] = attempt.agent_timings
+    if attempt.agent_protocol_version is not None:
+        value['agent_protocol_version'] = attempt.agent_protocol_version
     value.update(more)
     node.set_driver_internal_info(KEY, value)
 
@@ -167,6 +255,7 @@ def kexec(node, attempt):
     _history(node, 'kexec: %s' % message, 'INFO')
     node.save()
     _log(node, 'INFO', message)
+    _count(node, path_counter(PATH_KEXEC))
 
 
 def fallback(node, attempt, reason, message):
@@ -178,6 +267,7 @@ def fallback(node, attempt, reason, message):
     _history(node, event, severity)
     node.save()
     _log(node, severity, event)
+    _count(node, path_counter(PATH_POWER_CYCLE, reason))
 
 
 def failed(node, attempt, reason, message):
@@ -187,6 +277,7 @@ def failed(node, attempt, reason, message):
     """
     _store(node, PATH_FAILED, attempt, reason, message)
     node.save()
+    _count(node, path_counter(PATH_FAILED, reason))
 
 
 # The verification of a kexec handoff, and the recovery after it.
@@ -206,6 +297,7 @@ def verification_off(node, source):
     """Record that this handoff is not verified, by configuration."""
     _update(node, verify={'status': OFF, 'source': source})
     node.save()
+    _count(node, COUNTER_OFF)
 
 
 def verification_unknown(node, message):
@@ -215,6 +307,7 @@ def verification_unknown(node, message):
     _history(node, event, 'INFO')
     node.save()
     _log(node, 'INFO', event)
+    _count(node, COUNTER_UNKNOWN)
 
 
 def verification_pending(node, target, source, timeout):
@@ -258,6 +351,7 @@ def verified(node):
     _history(node, event, 'INFO')
     node.save()
     _log(node, 'INFO', event)
+    _count(node, COUNTER_VERIFIED)
 
 
 def not_verified(node, recovering):
@@ -290,6 +384,7 @@ def not_verified(node, recovering):
         changes['path'] = PATH_FAILED
     _update(node, **changes)
     node.save()
+    _count(node, COUNTER_NOT_VERIFIED)
     return message
 
 
@@ -318,6 +413,7 @@ def recovery_done(node, answered):
     _history(node, event, severity)
     node.save()
     _log(node, severity, event)
+    _count(node, COUNTER_RECOVERED if answered else COUNTER_NOT_RECOVERED)
 
 
 def recovery_failed(node, message):
@@ -328,6 +424,7 @@ def recovery_failed(node, message):
     check.pop('deadline', None)
     _update(node, **{RECOVERY: check})
     node.save()
+    _count(node, COUNTER_RECOVERY_FAILED)
 
 
 def breaker_opened(node, failures, reset_hint):
@@ -339,3 +436,4 @@ def breaker_opened(node, failures, reset_hint):
     _history(node, event, 'WARNING')
     node.save()
     _log(node, 'WARNING', event)
+    _count(node, COUNTER_BREAKER_OPENED)

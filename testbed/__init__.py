@@ -21,6 +21,7 @@ Not part of the distributed packages. Pieces:
   QEMU through QMP. It runs in its own process and owns the QEMU process.
 * :mod:`testbed.httpd` serves Ironic's http_root to the node.
 * :mod:`testbed.ironic_service` configures and runs a standalone Ironic.
+* :mod:`testbed.statsd_sink` receives Ironic's metrics (statsd).
 * :mod:`testbed.scenario` enrols the node and deploys it with the real
   ``baremetal`` client, :mod:`testbed.timeline` turns the logs into a
   timeline per deploy.

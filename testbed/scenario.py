@@ -38,6 +38,7 @@ import testbed
 from testbed import httpd
 from testbed import ironic_service
 from testbed import node as tb_node
+from testbed import statsd_sink
 from testbed import timeline
 
 NODE_NAME = 'testbed-node'
@@ -124,6 +125,7 @@ class Testbed(object):
         self.provide_timeout = provide_timeout
         self.http = None
         self.bmc_process = None
+        self.statsd = None
         self.ironic = None
         self.node_uuid = None
         self._stack = []
@@ -149,6 +151,12 @@ class Testbed(object):
         self.bmc_port = tb_node.free_port()
         self.bmc_log = os.path.join(self.workdir, 'bmc.log')
         self.http_log = os.path.join(self.workdir, 'http.log')
+        self.statsd_log = os.path.join(self.workdir, 'statsd.log')
+
+        # Ironic's metrics go to a statsd sink of the testbed's own: the
+        # plugin's counters, as an operator's statsd would see them.
+        self.statsd = statsd_sink.StatsdSink(self.statsd_log)
+        self._stack.append(self.statsd.stop)
 
         node_dir = os.path.join(self.workdir, 'node')
         os.makedirs(node_dir, exist_ok=True)
@@ -174,12 +182,15 @@ class Testbed(object):
         # only the instance's first byte tells that it is up (banner:).
         kexec_options.setdefault('verify',
                                  'banner:127.0.0.1:%d' % self.instance_port)
+        ironic_options = self.statsd.ironic_options()
+        for section, values in self.ironic_options.items():
+            ironic_options.setdefault(section, {}).update(values)
         self.ironic = ironic_service.IronicService(
             os.path.join(self.workdir, 'ironic'), self.api_port,
             self.http_port, self.agent_port,
             allowed_paths=self._image_dirs(),
             kexec_options=kexec_options,
-            extra_options=self.ironic_options)
+            extra_options=ironic_options)
         self.ironic.write_config()
 
         self.http = httpd.HttpServer(self.ironic.http_root, self.http_port,
@@ -252,6 +263,15 @@ class Testbed(object):
         if parse and proc.stdout.strip():
             return json.loads(proc.stdout)
         return proc.stdout
+
+    def metrics_counters(self):
+        """{name: total} of the counters Ironic sent to the statsd sink.
+
+        Full names, as they reach statsd, e.g.
+        ``ironic_kexec.record.path.kexec``; totals since the testbed
+        started.
+        """
+        return self.statsd.counters() if self.statsd else {}
 
     def api_node(self):
         """The node as the REST API returns it (cheap, for polling)."""

@@ -48,9 +48,16 @@ class KexecDeployTest(fixtures.TestbedTestCase):
         self.assertGreater(record['timings']['verify'], 0)
         self.assertEqual(record['timings']['verify'], verify['seconds'])
 
+    def assertCounted(self, before, name):
+        """The testbed's statsd received ``name`` once since ``before``."""
+        after = self.testbed.metrics_counters()
+        self.assertEqual(1, after.get(name, 0) - before.get(name, 0), after)
+
     def test_whole_disk(self):
+        before = self.testbed.metrics_counters()
         result = self.deploy('whole_disk', 'kexec')
         self.assertKexecHandoff(result)
+        self.assertCounted(before, 'ironic_kexec.record.path.kexec')
 
     def test_hung_kexec_recovered_by_bmc(self):
         """The kexec'd kernel never comes up: the BMC brings the instance up.
@@ -96,10 +103,13 @@ class KexecDeployTest(fixtures.TestbedTestCase):
 
     def test_fallback_no_kernel(self):
         """No kernel to find: the deploy still succeeds, by power cycle."""
+        before = self.testbed.metrics_counters()
         result = self.deploy('no_kernel_disk', 'kexec')
         # Through the BMC and the firmware, like the stock deploy.
         self.assertFellBack(result, 'no_kernel')
         self.assertInstanceCmdlineClean(result)
+        self.assertCounted(
+            before, 'ironic_kexec.record.path.power-cycle.no_kernel')
 
 
 class DirectDeployTest(fixtures.TestbedTestCase):

@@ -238,7 +238,8 @@ class TestDisklessLoad(test_extension.ExtensionTestCase):
              'initrd': self.http.url('/images/initrd'),
              'cmdline': CMDLINE + ' console=ttyS0 nofb',
              'source': 'url', 'root_device': None,
-             'method': 'kexec_load'}, result)
+             'method': 'kexec_load',
+             'protocol_version': protocol.PROTOCOL_VERSION}, result)
         self.assertEqual({'preflight', 'download', 'load', 'total'},
                          set(timings))
         self.assertEqual(['mount', 'kexec', 'umount'], self.node.commands())

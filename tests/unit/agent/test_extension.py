@@ -163,7 +163,9 @@ class TestLoad(ExtensionTestCase):
                           'cmdline': 'root=UUID=%s ro quiet console=ttyS0'
                                      % UUID,
                           'source': 'grub', 'root_device': '/dev/vda2',
-                          'method': 'kexec_load'}, result)
+                          'method': 'kexec_load',
+                          'protocol_version': protocol.PROTOCOL_VERSION},
+                         result)
         self.assertEqual({'preflight', 'discover', 'load', 'total'},
                          set(timings))
         mock_dispatch.assert_called_once_with('get_os_install_device')
@@ -289,6 +291,54 @@ class TestLoad(ExtensionTestCase):
         self.run_load(deny=[rule] * extension.MAX_DENY_RULES)
         self.assertEqual(1, len(self.kexec_calls()))
 
+    def test_conductor_versions_served(self, mock_dispatch):
+        # This release's conductor, an older one, and one of version 1
+        # that sends no version at all.
+        for version in range(protocol.MIN_PROTOCOL_VERSION,
+                             protocol.PROTOCOL_VERSION + 1):
+            result = self.run_load(protocol_version=version)
+            self.assertEqual(protocol.PROTOCOL_VERSION,
+                             result[protocol.FIELD_PROTOCOL_VERSION])
+        result = self.run_load()
+        self.assertEqual(protocol.PROTOCOL_VERSION,
+                         result[protocol.FIELD_PROTOCOL_VERSION])
+        self.assertEqual(protocol.PROTOCOL_VERSION
+                         - protocol.MIN_PROTOCOL_VERSION + 2,
+                         len(self.kexec_calls()))
+
+    def test_newer_conductor_refused(self, mock_dispatch):
+        newer = protocol.PROTOCOL_VERSION + 1
+        # Its parameters may be unknown here: refused for the version,
+        # not as unknown parameters, and before anything is touched.
+        exc = self.assertRaises(errors.KexecError, self.run_load,
+                                protocol_version=newer,
+                                parameter_of_the_future='x')
+        self.assertEqual(protocol.REASON_PROTOCOL_MISMATCH,
+                         protocol.reason_from_error(exc.serialize()))
+        message = exc.details['message']
+        self.assertIn('version %d' % newer, message)
+        self.assertIn('versions %d to %d' % (protocol.MIN_PROTOCOL_VERSION,
+                                             protocol.PROTOCOL_VERSION),
+                      message)
+        self.assertEqual(protocol.PROTOCOL_VERSION,
+                         exc.details[protocol.DETAIL_PROTOCOL_VERSION])
+        self.assertEqual([], self.node.calls)
+        mock_dispatch.assert_not_called()
+
+    def test_malformed_protocol_version(self, mock_dispatch):
+        for version in ('2', 0, -1, True, 2.0, [2]):
+            self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                              self.ext.execute, protocol.LOAD,
+                              protocol_version=version)
+        self.assertEqual([], self.node.calls)
+
+    def test_served_version_still_checks_parameters(self, mock_dispatch):
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute, protocol.LOAD,
+                          protocol_version=protocol.PROTOCOL_VERSION,
+                          bogus='1')
+        self.assertEqual([], self.node.calls)
+
     def test_get_boot_entry_mounts(self, mock_dispatch):
         result = self.ext.execute(protocol.GET_BOOT_ENTRY)
         self.assertEqual('SUCCEEDED', result.command_status)
@@ -330,6 +380,26 @@ class TestGetBootEntry(ExtensionTestCase):
         self.assertRaises(ipa_errors.InvalidCommandParamsError,
                           self.ext.execute, protocol.GET_BOOT_ENTRY,
                           deny=[{'id': 'gpu', 'pci_ids': ['10de:*']}])
+
+
+class TestGetVersion(ExtensionTestCase):
+
+    def test_versions(self):
+        result = self.ext.execute(protocol.GET_VERSION)
+        self.assertEqual(ext_base.AgentCommandStatus.SUCCEEDED,
+                         result.command_status)
+        self.assertEqual(
+            {protocol.FIELD_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION,
+             protocol.FIELD_MIN_PROTOCOL_VERSION:
+                 protocol.MIN_PROTOCOL_VERSION},
+            result.command_result)
+        self.assertEqual(set(protocol.VERSION_FIELDS),
+                         set(result.command_result))
+
+    def test_no_parameters(self):
+        self.assertRaises(ipa_errors.InvalidCommandParamsError,
+                          self.ext.execute, protocol.GET_VERSION,
+                          protocol_version=protocol.PROTOCOL_VERSION)
 
 
 @mock.patch.object(kexec.subprocess, 'Popen', autospec=True)

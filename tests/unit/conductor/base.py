@@ -14,6 +14,7 @@
 fake agent and BMC in place of the hardware.
 """
 
+import json
 from unittest import mock
 
 from ironic.common import driver_factory
@@ -31,6 +32,46 @@ from tests.unit.conductor import fakes
 
 AGENT_URL = 'http://127.0.0.1:9999'
 ROOT_UUID = 'e0a9f9a4-8d8b-4b8e-9d0a-6b4f1e2c3d4e'
+GLANCE_IMAGE = '9c1f7d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f'
+
+
+def nova_instance_info(capabilities=None, traits=None):
+    """instance_info exactly as Nova's Ironic driver writes it.
+
+    The JSON patch of ``GenericDriverFields.get_deploy_patch`` in
+    ``nova/virt/ironic/patcher.py`` (openstack/nova master, commit
+    93b90d2b6a58df26f6fbf0ff0fe20cf37fcbf8af), applied by Ironic's API:
+    numbers as strings; the flavor's ``capabilities:KEY=VALUE`` extra specs
+    as ONE JSON string (``jsonutils.dumps(capabilities)``, "to maintain
+    the backward compatibility with Juno", says Ironic's parser); the
+    flavor's ``trait:NAME=required`` extra specs and the image's required
+    traits as a list ("Don't JSON encode the traits list - ironic expects
+    instance_info.traits to be a list"). Either key is only there when the
+    flavor has some.
+
+    :param capabilities: the flavor's capabilities, {key: value}.
+    :param traits: the flavor's (and image's) required traits, a list.
+    """
+    info = {'image_source': GLANCE_IMAGE,
+            'root_gb': '10',
+            'swap_mb': '0',
+            'display_name': 'server-1',
+            'vcpus': '8',
+            'nova_host_id': 'nova-compute-1',
+            'memory_mb': '16384',
+            'local_gb': '100',
+            'project_id': 'c6d2e1b0a9f84e7d8c6b5a4f3e2d1c0b',
+            'project_name': 'demo',
+            'user_id': '0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+            'user_name': 'demo',
+            'flavor_name': 'baremetal.kexec',
+            'fixed_ips': "[{'address': '192.0.2.10', 'version': 4}]",
+            'floating_ips': '[]'}
+    if capabilities:
+        info['capabilities'] = json.dumps(capabilities)
+    if traits:
+        info['traits'] = list(traits)
+    return info
 
 
 class KexecTestCase(db_base.DbTestCase):

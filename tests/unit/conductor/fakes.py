@@ -36,7 +36,8 @@ def load_result():
             protocol.FIELD_SOURCE: protocol.SOURCE_BLS,
             protocol.FIELD_ROOT_DEVICE: '/dev/sda2',
             protocol.FIELD_METHOD: protocol.METHOD_KEXEC_LOAD,
-            protocol.FIELD_TIMINGS: {'discover': 0.2, 'load': 0.4}}
+            protocol.FIELD_TIMINGS: {'discover': 0.2, 'load': 0.4},
+            protocol.FIELD_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION}
 
 
 def agent_error(reason, message):

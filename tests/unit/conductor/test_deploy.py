@@ -74,10 +74,12 @@ class KexecDeployTestCase(base.KexecTestCase):
 
         self.assertEqual(KEXEC_COMMANDS, self.agent.command_names())
         load_params = self.agent.posts[0][1]
-        self.assertEqual({protocol.PARAM_ROOT_UUID: base.ROOT_UUID,
-                          protocol.PARAM_BOOT_MODE: 'uefi',
-                          protocol.PARAM_FILE_SYSCALL: 'auto'},
-                         load_params)
+        self.assertEqual(
+            {protocol.PARAM_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION,
+             protocol.PARAM_ROOT_UUID: base.ROOT_UUID,
+             protocol.PARAM_BOOT_MODE: 'uefi',
+             protocol.PARAM_FILE_SYSCALL: 'auto'},
+            load_params)
         self.assertEqual('false', self.agent.posts[0][2])
         self.assertEqual(({protocol.PARAM_DELAY: 0.05}, 'true'),
                          self.agent.posts[1][1:])
@@ -91,6 +93,8 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.assertEqual(record.PATH_KEXEC, rec['path'])
         self.assertIsNone(rec['reason'])
         self.assertEqual('auto', rec['mode'])
+        self.assertEqual(protocol.PROTOCOL_VERSION,
+                         rec['agent_protocol_version'])
         self.assertEqual({'kernel': fakes.KERNEL, 'initrd': fakes.INITRD,
                           'cmdline': fakes.CMDLINE, 'source': 'bls',
                           'method': 'kexec_load'}, rec['entry'])
@@ -134,7 +138,8 @@ class KexecDeployTestCase(base.KexecTestCase):
             properties={'capabilities': 'boot_mode:bios'})
         self.tear_down_agent(node)
         self.assertEqual(
-            {protocol.PARAM_ROOT_UUID: base.ROOT_UUID,
+            {protocol.PARAM_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION,
+             protocol.PARAM_ROOT_UUID: base.ROOT_UUID,
              protocol.PARAM_EXTRA_ARGS: 'console=ttyS0 quiet=0 nomodeset',
              protocol.PARAM_BOOT_MODE: 'bios',
              protocol.PARAM_FILE_SYSCALL: 'always',

@@ -25,18 +25,26 @@ import time
 from unittest import mock
 
 import fixtures
+from ironic.common import exception
+from ironic.common import image_service
 from ironic.common import states
 from ironic.conductor import rpcapi
+from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
+from ironic.drivers.modules import deploy_utils
 from ironic.drivers.modules import ipmitool
 from ironic import objects
+from ironic.tests.unit.objects import utils as obj_utils
+from oslo_utils import uuidutils
 
 from ironic_kexec import deploy
 from ironic_kexec import policy
 from ironic_kexec import protocol
+from ironic_kexec import ramdisk_deploy
 from ironic_kexec import record
 from tests.unit.conductor import base
 from tests.unit.conductor import fakes
+from tests.unit.conductor import test_ramdisk_deploy
 
 
 class FakeConductor(object):
@@ -471,3 +479,345 @@ class DenyListTestCase(base.KexecTestCase):
         self.assertEqual(protocol.REASON_DENIED, rec['reason'])
         self.assertIn('bad-nic', rec['message'])
         self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
+
+
+class _TemplateMixin(object):
+    """Deploy templates in the database, deploy steps as Ironic runs them.
+
+    The list ``conductor.steps`` builds from the driver and from the
+    templates matching instance_info/traits, each step started as
+    ``conductor.deployments.do_next_deploy_step`` starts it.
+    """
+
+    def template(self, name, mode='disabled', priority=150, args=None):
+        return obj_utils.create_test_deploy_template(
+            self.context, name=name, uuid=uuidutils.generate_uuid(),
+            steps=[{'interface': 'deploy', 'step': policy.STEP,
+                    'args': {'mode': mode} if args is None else args,
+                    'priority': priority}])
+
+    def set_steps(self, node):
+        """Validate and set the node's deploy steps; the list."""
+        with task_manager.acquire(self.context, node.uuid) as task:
+            conductor_steps.validate_user_deploy_steps_and_templates(task)
+            conductor_steps.set_node_deployment_steps(task,
+                                                      skip_missing=True)
+        node.refresh()
+        return node.driver_internal_info['deploy_steps']
+
+    def mode_step(self, node):
+        [step] = [s for s in node.driver_internal_info['deploy_steps']
+                  if s['step'] == policy.STEP]
+        return step
+
+    def run_step(self, node, step):
+        with task_manager.acquire(self.context, node.uuid) as task:
+            steps = task.node.driver_internal_info['deploy_steps']
+            task.node.deploy_step = step
+            task.node.set_driver_internal_info('deploy_step_index',
+                                               steps.index(step))
+            task.node.save()
+            result = task.driver.deploy.execute_deploy_step(task, step)
+        node.refresh()
+        return result
+
+
+class SetKexecModeTestCase(_TemplateMixin, base.KexecTestCase):
+    """The set_kexec_mode deploy step, on deploys as Nova asks for them."""
+
+    STEP = {'interface': 'deploy', 'step': policy.STEP,
+            'args': {'mode': 'disabled'}, 'priority': 150}
+
+    def nova_node(self, traits=None, capabilities=None, **kwargs):
+        return self.create_node(
+            uuid=uuidutils.generate_uuid(),
+            instance_info=base.nova_instance_info(capabilities, traits),
+            **kwargs)
+
+    def tear_down_agent(self, node):
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+        node.refresh()
+        return node.driver_internal_info[record.KEY]
+
+    def test_both_interfaces_have_it_disabled(self):
+        for iface in (deploy.KexecDeploy(),
+                      ramdisk_deploy.RamdiskKexecDeploy()):
+            [step] = [s for s in iface.deploy_steps
+                      if s['step'] == policy.STEP]
+            # Priority 0: only a deploy template (or the deploy request)
+            # runs it.
+            self.assertEqual(0, step['priority'])
+            self.assertEqual('deploy', step['interface'])
+            self.assertEqual({'mode'}, set(step['argsinfo']))
+            self.assertTrue(step['argsinfo']['mode']['required'])
+
+    def test_not_run_without_template(self):
+        self.template('CUSTOM_KEXEC_DISABLED')
+        node = self.nova_node(traits=['CUSTOM_GPU'])
+        steps = self.set_steps(node)
+        self.assertNotIn(policy.STEP, [s['step'] for s in steps])
+        rec = self.tear_down_agent(node)
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        self.assertEqual('[kexec]default_mode', rec['mode_source'])
+
+    def test_template_disables_kexec(self):
+        self.template('CUSTOM_KEXEC_DISABLED')
+        self.template('CUSTOM_KEXEC_REQUIRED', mode='required')
+        node = self.nova_node(traits=['CUSTOM_GPU', 'CUSTOM_KEXEC_DISABLED'],
+                              capabilities={'kexec_mode': 'required'})
+        steps = self.set_steps(node)
+        # In Ironic's list of this deploy, before the agent is torn down.
+        self.assertIn(self.STEP, steps)
+        names = [s['step'] for s in steps]
+        self.assertLess(names.index(policy.STEP),
+                        names.index('tear_down_agent'))
+        self.assertLess(names.index(policy.STEP), names.index('deploy'))
+
+        self.assertIsNone(self.run_step(node, self.mode_step(node)))
+        source = ('deploy step set_kexec_mode (deploy template '
+                  'CUSTOM_KEXEC_DISABLED)')
+        self.assertEqual({'mode': 'disabled', 'source': source},
+                         node.driver_internal_info[policy.STEP_MODE])
+
+        # Over the flavor's capability.
+        rec = self.tear_down_agent(node)
+        self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
+        self.assertEqual(protocol.REASON_DISABLED, rec['reason'])
+        self.assertEqual('disabled', rec['mode'])
+        self.assertEqual(source, rec['mode_source'])
+        self.assertNotIn('kexec.load', self.agent.command_names())
+
+    def test_template_requires_kexec(self):
+        self.template('CUSTOM_KEXEC_REQUIRED', mode='required')
+        node = self.nova_node(traits=['CUSTOM_KEXEC_REQUIRED'],
+                              capabilities={'kexec_mode': 'disabled'},
+                              driver_info={'ipmi_address': '127.0.0.1',
+                                           'deploy_kernel': 'http://h/k',
+                                           'deploy_ramdisk': 'http://h/r',
+                                           'kexec_mode': 'disabled'})
+        self.set_steps(node)
+        self.run_step(node, self.mode_step(node))
+        rec = self.tear_down_agent(node)
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        self.assertEqual('required', rec['mode'])
+        self.assertIn('CUSTOM_KEXEC_REQUIRED', rec['mode_source'])
+        self.assertEqual([], self.bmc.actions)
+
+    def test_emergency_stop_wins(self):
+        self.config(enabled=False, group='kexec')
+        self.template('CUSTOM_KEXEC_REQUIRED', mode='required')
+        node = self.nova_node(traits=['CUSTOM_KEXEC_REQUIRED'])
+        self.set_steps(node)
+        self.run_step(node, self.mode_step(node))
+        rec = self.tear_down_agent(node)
+        self.assertEqual(protocol.REASON_DISABLED, rec['reason'])
+        self.assertEqual('[kexec]enabled', rec['mode_source'])
+
+    def test_deploy_request_steps(self):
+        # baremetal node deploy --deploy-steps, over a template's step.
+        self.template('CUSTOM_KEXEC_DISABLED')
+        node = self.nova_node(
+            traits=['CUSTOM_KEXEC_DISABLED'],
+            driver_internal_info={'user_deploy_steps': [
+                {'interface': 'deploy', 'step': policy.STEP,
+                 'args': {'mode': 'required'}, 'priority': 200}]})
+        self.set_steps(node)
+        step = self.mode_step(node)
+        self.assertEqual({'mode': 'required'}, step['args'])
+        self.run_step(node, step)
+        rec = self.tear_down_agent(node)
+        self.assertEqual('required', rec['mode'])
+        self.assertEqual('deploy step set_kexec_mode (deploy steps of the '
+                         'deploy request)', rec['mode_source'])
+
+    def test_template_without_mode_refused_by_ironic(self):
+        self.template('CUSTOM_KEXEC', args={})
+        node = self.nova_node(traits=['CUSTOM_KEXEC'])
+        e = self.assertRaises(exception.InvalidParameterValue,
+                              self.set_steps, node)
+        self.assertIn('mode', str(e))
+        self.assertIn('CUSTOM_KEXEC', str(e))
+
+    def test_disabled_template_step_not_run(self):
+        self.template('CUSTOM_KEXEC_DISABLED', priority=0)
+        node = self.nova_node(traits=['CUSTOM_KEXEC_DISABLED'])
+        steps = self.set_steps(node)
+        self.assertNotIn(policy.STEP, [s['step'] for s in steps])
+
+    def test_invalid_mode_refused(self):
+        self.template('CUSTOM_KEXEC_SOMETIMES', mode='sometimes')
+        node = self.nova_node(traits=['CUSTOM_KEXEC_SOMETIMES'])
+        self.set_steps(node)
+        e = self.assertRaises(exception.InvalidParameterValue,
+                              self.run_step, node, self.mode_step(node))
+        self.assertIn('sometimes', str(e))
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+
+    def test_too_late_refused(self):
+        # After tear_down_agent (40): kexec is decided already.
+        self.template('CUSTOM_KEXEC_DISABLED', priority=30)
+        node = self.nova_node(traits=['CUSTOM_KEXEC_DISABLED'])
+        self.set_steps(node)
+        e = self.assertRaises(exception.InvalidParameterValue,
+                              self.run_step, node, self.mode_step(node))
+        self.assertIn('tear_down_agent', str(e))
+        self.assertIn('above 40', str(e))
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+
+    def test_validate_refuses_bad_templates(self):
+        # When the deploy is requested, before anything is written.
+        self.config(http_url='http://127.0.0.1:8080', group='deploy')
+        self.config(http_root='/nonexistent', group='deploy')
+        self.template('CUSTOM_KEXEC_SOMETIMES', mode='sometimes')
+        self.template('CUSTOM_KEXEC_LATE', priority=40)
+        self.template('CUSTOM_KEXEC_OFF', mode='sometimes', priority=0)
+        self.template('CUSTOM_KEXEC_DISABLED')
+        node = self.create_node(provision_state=states.AVAILABLE,
+                                target_provision_state=None,
+                                uuid=uuidutils.generate_uuid())
+        obj_utils.create_test_port(self.context, node_id=node.id)
+        for traits, error in (
+                (['CUSTOM_KEXEC_SOMETIMES'], '"sometimes"'),
+                (['CUSTOM_KEXEC_LATE'], 'above 40 in deploy template '
+                                        'CUSTOM_KEXEC_LATE'),
+                (['CUSTOM_KEXEC_OFF', 'CUSTOM_KEXEC_DISABLED'], None),
+                (['CUSTOM_GPU'], None)):
+            with task_manager.acquire(self.context, node.uuid) as task:
+                task.node.instance_info = dict(task.node.instance_info,
+                                               traits=traits)
+                if error:
+                    self.assertRaisesRegex(exception.InvalidParameterValue,
+                                           error,
+                                           task.driver.deploy.validate, task)
+                else:
+                    task.driver.deploy.validate(task)
+
+    def test_called_directly(self):
+        # Outside the conductor's deploy steps, nothing to compare with.
+        node = self.nova_node()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.set_kexec_mode(task, mode='disabled')
+        node.refresh()
+        self.assertEqual({'mode': 'disabled',
+                          'source': 'deploy step set_kexec_mode'},
+                         node.driver_internal_info[policy.STEP_MODE])
+
+    @mock.patch.object(image_service.HttpImageService, 'validate_href',
+                       autospec=True, return_value=None)
+    @mock.patch.object(deploy_utils, 'prepare_agent_boot', autospec=True)
+    def test_cleared_at_next_deploy(self, prepare_boot, validate_href):
+        self.template('CUSTOM_KEXEC_DISABLED')
+        node = self.create_node(
+            uuid=uuidutils.generate_uuid(),
+            instance_info={'image_source': 'http://127.0.0.1/img',
+                           'image_checksum': 'a' * 32, 'root_gb': 10,
+                           'traits': ['CUSTOM_KEXEC_DISABLED']})
+        self.set_steps(node)
+        self.run_step(node, self.mode_step(node))
+        self.tear_down_agent(node)
+        # Rebuild without the trait: a new deploy, prepared.
+        node.instance_info = dict(node.instance_info, traits=[])
+        node.power_state = states.POWER_OFF
+        node.save()
+        self.bmc.state = states.POWER_OFF
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+        self.assertEqual(('auto', '[kexec]default_mode'),
+                         policy.get_mode_and_source(node))
+
+    def test_kept_by_takeover(self):
+        node = self.create_node(
+            uuid=uuidutils.generate_uuid(),
+            provision_state=states.ACTIVE, target_provision_state=None,
+            driver_internal_info={policy.STEP_MODE: {
+                'mode': 'disabled', 'source': 'deploy step set_kexec_mode'}})
+        with task_manager.acquire(self.context, node.uuid) as task:
+            with mock.patch.object(task.driver.boot, 'prepare_instance',
+                                   autospec=True):
+                task.driver.deploy.prepare(task)
+        node.refresh()
+        self.assertIn(policy.STEP_MODE, node.driver_internal_info)
+
+    def test_cleared_at_tear_down(self):
+        node = self.create_node(
+            uuid=uuidutils.generate_uuid(),
+            provision_state=states.DELETING,
+            target_provision_state=states.AVAILABLE,
+            driver_internal_info={policy.STEP_MODE: {
+                'mode': 'disabled', 'source': 'deploy step set_kexec_mode'}})
+        with task_manager.acquire(self.context, node.uuid) as task:
+            with mock.patch.object(task.driver.boot, 'clean_up_instance',
+                                   autospec=True):
+                task.driver.deploy.tear_down(task)
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+
+
+class RamdiskSetKexecModeTestCase(_TemplateMixin,
+                                  test_ramdisk_deploy.RamdiskKexecTestCase):
+    """ramdisk-kexec: prepare() runs before any deploy step."""
+
+    def prepare(self, node):
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        node.refresh()
+
+    def test_template_enables_kexec(self):
+        # Another setting says disabled: prepare() already counts the
+        # template's step and keeps the agent running for it.
+        self.template('CUSTOM_KEXEC_AUTO', mode='auto')
+        node = self.create_node(driver_info={'kexec_mode': 'disabled'},
+                                instance_info={'traits': [
+                                    'CUSTOM_KEXEC_AUTO']})
+        self.prepare(node)
+        self.assertEqual([], self.bmc.actions)
+        steps = self.set_steps(node)
+        names = [s['step'] for s in steps]
+        self.assertLess(names.index(policy.STEP), names.index('deploy'))
+        self.run_step(node, self.mode_step(node))
+        rec = self.deploy(node)
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        self.assertEqual('auto', rec['mode'])
+        self.assertIn('CUSTOM_KEXEC_AUTO', rec['mode_source'])
+
+    def test_template_disables_kexec(self):
+        self.template('CUSTOM_KEXEC_DISABLED')
+        node = self.create_node(instance_info={'traits': [
+            'CUSTOM_KEXEC_DISABLED']})
+        self.prepare(node)
+        # The stock prepare: no agent to keep for a kexec.
+        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+
+    def test_emergency_stop_wins_at_prepare(self):
+        self.config(enabled=False, group='kexec')
+        self.template('CUSTOM_KEXEC_AUTO', mode='auto')
+        node = self.create_node(instance_info={'traits': [
+            'CUSTOM_KEXEC_AUTO']})
+        self.prepare(node)
+        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+
+    def test_stale_step_mode_cleared_by_prepare(self):
+        node = self.create_node(driver_internal_info={policy.STEP_MODE: {
+            'mode': 'disabled', 'source': 'deploy step set_kexec_mode'}})
+        self.prepare(node)
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+        # The earlier deploy's "disabled" did not count: agent kept.
+        self.assertEqual([], self.bmc.actions)
+
+    def test_too_late_refused(self):
+        # At the priority of deploy (100), after it: Ironic keeps the
+        # driver's steps first among equal priorities.
+        self.template('CUSTOM_KEXEC_DISABLED', priority=100)
+        node = self.create_node(instance_info={'traits': [
+            'CUSTOM_KEXEC_DISABLED']})
+        steps = self.set_steps(node)
+        names = [s['step'] for s in steps]
+        self.assertLess(names.index('deploy'), names.index(policy.STEP))
+        e = self.assertRaises(exception.InvalidParameterValue,
+                              self.run_step, node, self.mode_step(node))
+        self.assertIn('above 100', str(e))

@@ -493,3 +493,175 @@ class LoadParamsTestCase(PolicyTestCase):
             params = policy.load_params(task)
         self.assertEqual(rules, params[protocol.PARAM_DENY])
         self.assertEqual(base.ROOT_UUID, params[protocol.PARAM_ROOT_UUID])
+
+
+class NovaModeTestCase(PolicyTestCase):
+    """The mode from what Nova writes, and the precedence of all sources.
+
+    Nova sets neither instance_info/kexec_mode nor driver_info: a flavor's
+    ``capabilities:kexec_mode`` reaches instance_info/capabilities, its
+    ``trait:CUSTOM_...=required`` instance_info/traits, which select the
+    deploy templates whose set_kexec_mode step writes
+    driver_internal_info/kexec_mode_step.
+    """
+
+    def nova_node(self, capabilities=None, traits=None, node_mode=None,
+                  **kwargs):
+        """A node deployed by Nova; ``node_mode``: driver_info/kexec_mode."""
+        node = self.create_node(
+            uuid=uuidutils.generate_uuid(),
+            instance_info=base.nova_instance_info(capabilities, traits),
+            **kwargs)
+        if node_mode:
+            node.driver_info = dict(node.driver_info, kexec_mode=node_mode)
+            node.save()
+        return node
+
+    def mode(self, node):
+        node.refresh()
+        return policy.get_mode_and_source(node)
+
+    def test_flavor_capability(self):
+        node = self.nova_node(capabilities={'kexec_mode': 'required',
+                                            'boot_mode': 'uefi'},
+                              traits=['CUSTOM_GPU'])
+        # Nova's form: a JSON string, not a dict.
+        self.assertIsInstance(node.instance_info['capabilities'], str)
+        self.assertEqual(('required', 'instance_info/capabilities/kexec_mode'),
+                         self.mode(node))
+        policy.validate(node)
+
+    def test_capabilities_as_a_dict(self):
+        # What the API stores from "baremetal node set --instance-info
+        # capabilities='{"kexec_mode": "disabled"}'" (the client decodes
+        # JSON values).
+        node = self.nova_node()
+        node.instance_info = dict(node.instance_info,
+                                  capabilities={'kexec_mode': 'disabled'})
+        node.save()
+        self.assertEqual(('disabled', 'instance_info/capabilities/kexec_mode'),
+                         self.mode(node))
+        policy.validate(node)
+
+    def test_other_capabilities_only(self):
+        node = self.nova_node(capabilities={'boot_mode': 'uefi'},
+                              node_mode='disabled')
+        self.assertEqual(('disabled', 'driver_info/kexec_mode'),
+                         self.mode(node))
+
+    def test_nothing_from_nova(self):
+        node = self.nova_node()
+        self.assertEqual(('auto', '[kexec]default_mode'), self.mode(node))
+        self.config(default_mode='required', group='kexec')
+        self.assertEqual(('required', '[kexec]default_mode'),
+                         self.mode(node))
+
+    def test_precedence(self):
+        """Each source in turn overrides the ones before it."""
+        self.config(default_mode='disabled', group='kexec')
+        node = self.nova_node(traits=['CUSTOM_KEXEC'])
+        self.assertEqual(('disabled', '[kexec]default_mode'),
+                         self.mode(node))
+
+        node.driver_info = dict(node.driver_info, kexec_mode='auto')
+        node.save()
+        self.assertEqual(('auto', 'driver_info/kexec_mode'), self.mode(node))
+
+        node.instance_info = dict(node.instance_info, capabilities=json.dumps(
+            {'kexec_mode': 'required'}))
+        node.save()
+        self.assertEqual(('required', 'instance_info/capabilities/kexec_mode'),
+                         self.mode(node))
+
+        node.instance_info = dict(node.instance_info, kexec_mode='disabled')
+        node.save()
+        self.assertEqual(('disabled', 'instance_info/kexec_mode'),
+                         self.mode(node))
+
+        policy.set_step_mode(node, 'auto',
+                             origin='deploy template CUSTOM_KEXEC')
+        self.assertEqual(('auto', 'deploy step set_kexec_mode (deploy '
+                                  'template CUSTOM_KEXEC)'), self.mode(node))
+        self.assertEqual('auto', policy.get_mode(node))
+
+        # The emergency stop overrides them all.
+        self.config(enabled=False, group='kexec')
+        self.assertEqual(('disabled', '[kexec]enabled'), self.mode(node))
+
+        # Without the step, the flat key is back.
+        self.config(enabled=True, group='kexec')
+        policy.clear_step_mode(node)
+        self.assertEqual(('disabled', 'instance_info/kexec_mode'),
+                         self.mode(node))
+
+    def test_step_mode_is_validated(self):
+        node = self.nova_node()
+        for mode in ('sometimes', '', None, 'Required', ['auto']):
+            e = self.assertRaises(exception.InvalidParameterValue,
+                                  policy.set_step_mode, node, mode)
+            self.assertIn('set_kexec_mode', str(e))
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+
+    def test_step_mode_without_origin(self):
+        node = self.nova_node()
+        self.assertEqual('deploy step set_kexec_mode',
+                         policy.set_step_mode(node, 'required'))
+        self.assertEqual(('required', 'deploy step set_kexec_mode'),
+                         self.mode(node))
+
+    def test_junk_step_mode_ignored(self):
+        node = self.nova_node(driver_internal_info={
+            policy.STEP_MODE: 'required'})
+        self.assertEqual(('auto', '[kexec]default_mode'), self.mode(node))
+
+    def test_clear_step_mode_saves(self):
+        node = self.nova_node()
+        policy.set_step_mode(node, 'disabled')
+        policy.clear_step_mode(node)
+        node.refresh()
+        self.assertNotIn(policy.STEP_MODE, node.driver_internal_info)
+        # Nothing to clear: nothing happens.
+        policy.clear_step_mode(node)
+
+    def test_validate_refuses_bad_capability(self):
+        for mode in ('sometimes', '', 'Required', 's== required', True):
+            node = self.nova_node(capabilities={'kexec_mode': mode})
+            e = self.assertRaises(exception.InvalidParameterValue,
+                                  policy.validate, node)
+            self.assertIn('instance_info/capabilities/kexec_mode', str(e))
+            self.assertIn(node.uuid, str(e))
+            self.assertIn('capabilities:kexec_mode', str(e))
+
+    def test_malformed_capabilities(self):
+        # Refused by validate() as Ironic's own parser refuses them; a
+        # deploy that has them anyway does without them.
+        for capabilities in ('{"kexec_mode": "disabled"', '["kexec_mode"]',
+                             42):
+            node = self.nova_node(node_mode='required')
+            node.instance_info = dict(node.instance_info,
+                                      capabilities=capabilities)
+            node.save()
+            self.assertRaisesRegex(exception.InvalidParameterValue,
+                                   'capabilities', policy.validate, node)
+            self.assertEqual(('required', 'driver_info/kexec_mode'),
+                             self.mode(node))
+
+    def test_validate_through_the_deploy_interface(self):
+        self.config(http_url='http://127.0.0.1:8080', group='deploy')
+        self.config(http_root='/nonexistent', group='deploy')
+        node = self.create_node(provision_state=states.AVAILABLE,
+                                target_provision_state=None,
+                                uuid=uuidutils.generate_uuid())
+        obj_utils.create_test_port(self.context, node_id=node.id)
+        node.instance_info = dict(node.instance_info, capabilities=json.dumps(
+            {'kexec_mode': 'sometimes'}))
+        node.save()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            self.assertRaisesRegex(exception.InvalidParameterValue,
+                                   'capabilities/kexec_mode',
+                                   task.driver.deploy.validate, task)
+            task.node.instance_info = dict(
+                task.node.instance_info,
+                capabilities=json.dumps({'kexec_mode': 'required'}))
+            task.driver.deploy.validate(task)

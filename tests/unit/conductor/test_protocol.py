@@ -56,3 +56,49 @@ class ProtocolTestCase(test_base.BaseTestCase):
         self.assertIsNone(protocol.reason_from_error(
             {'details': {'reason': 'made_up'}}))
         self.assertIsNone(protocol.reason_from_error('text error'))
+
+    def test_versions(self):
+        self.assertTrue(protocol.is_version(protocol.PROTOCOL_VERSION))
+        self.assertLessEqual(1, protocol.MIN_PROTOCOL_VERSION)
+        self.assertLessEqual(protocol.MIN_PROTOCOL_VERSION,
+                             protocol.PROTOCOL_VERSION)
+        # Every version, up to this one, says what it added.
+        self.assertEqual(set(range(1, protocol.PROTOCOL_VERSION + 1)),
+                         set(protocol.PROTOCOL_VERSIONS))
+        for version in protocol.PROTOCOL_VERSIONS:
+            self.assertIn('\n%d. ' % version, protocol.__doc__)
+        for junk in (None, 0, -1, True, '2', 2.0):
+            self.assertFalse(protocol.is_version(junk), junk)
+
+    def test_agent_serves(self):
+        # A conductor that sends no version is of version 1.
+        self.assertEqual(protocol.MIN_PROTOCOL_VERSION <= 1,
+                         protocol.agent_serves(None))
+        for version in range(protocol.MIN_PROTOCOL_VERSION,
+                             protocol.PROTOCOL_VERSION + 1):
+            self.assertTrue(protocol.agent_serves(version))
+        self.assertFalse(protocol.agent_serves(protocol.PROTOCOL_VERSION + 1))
+        self.assertFalse(protocol.agent_serves(0))
+        self.assertFalse(protocol.agent_serves('2'))
+
+    def test_version_needed(self):
+        self.assertEqual(1, protocol.version_needed({}))
+        self.assertEqual(1, protocol.version_needed(
+            {protocol.PARAM_KERNEL_URL: 'http://x/k',
+             protocol.PARAM_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION}))
+        self.assertEqual(2, protocol.version_needed(
+            {protocol.PARAM_DENY: []}))
+        # Every parameter at once: never more than this release speaks.
+        params = {value: None for name, value in vars(protocol).items()
+                  if name.startswith('PARAM_')}
+        self.assertLessEqual(protocol.version_needed(params),
+                             protocol.PROTOCOL_VERSION)
+
+    def test_error_details_with_version(self):
+        self.assertEqual(
+            {'reason': protocol.REASON_PROTOCOL_MISMATCH, 'message': 'x',
+             'protocol_version': 2},
+            protocol.error_details(protocol.REASON_PROTOCOL_MISMATCH, 'x',
+                                   protocol_version=2))
+        self.assertNotIn(protocol.DETAIL_PROTOCOL_VERSION,
+                         protocol.error_details(protocol.REASON_DENIED, 'x'))

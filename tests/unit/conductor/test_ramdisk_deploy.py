@@ -194,7 +194,8 @@ class KexecPathTestCase(RamdiskKexecTestCase):
                  'ipa-global-request-id=%s console=ttyS0 rd.x=1'
                  % self.context.global_id,
              protocol.PARAM_BOOT_MODE: 'uefi',
-             protocol.PARAM_FILE_SYSCALL: 'auto'},
+             protocol.PARAM_FILE_SYSCALL: 'auto',
+             protocol.PARAM_PROTOCOL_VERSION: protocol.PROTOCOL_VERSION},
             params)
         # The agent's own validation of kexec.load accepts them.
         kexec_extension._validate_load(None, **params)
@@ -494,7 +495,9 @@ class InterfaceTestCase(RamdiskKexecTestCase):
         with task_manager.acquire(self.context, node.uuid) as task:
             steps = {s['step']: s['priority']
                      for s in task.driver.deploy.deploy_steps}
-        self.assertEqual({'deploy': 100, 'verify_kexec': 10}, steps)
+        # set_kexec_mode runs only when a deploy template names it.
+        self.assertEqual({'deploy': 100, 'verify_kexec': 10,
+                          'set_kexec_mode': 0}, steps)
 
     def test_properties(self):
         props = ramdisk_deploy.RamdiskKexecDeploy().get_properties()

@@ -20,6 +20,7 @@ the package index on the first run only, so later runs work offline.
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ print(json.dumps({
     'ironic': importlib.util.find_spec('ironic') is not None,
     'ironic_dist': dist('ironic'),
     'ipa_dist': dist('ironic-python-agent'),
+    'version': dist('ironic-kexec'),
     'entry_points': [ep.value for ep in eps],
     'prefix': sys.prefix,
 }))
@@ -110,7 +112,7 @@ class ElementInstallTestCase(unittest.TestCase):
         shutil.copy(wheel, wheelhouse)
         return wheelhouse
 
-    def run_install(self, venv, wheel, wheelhouse, path=None):
+    def run_install(self, venv, wheel, wheelhouse, path=None, **settings):
         env = {
             'PATH': path or os.environ.get('PATH', '/usr/bin:/bin'),
             'HOME': self.tmp,
@@ -119,9 +121,73 @@ class ElementInstallTestCase(unittest.TestCase):
             'IPA_KEXEC_VENV': venv,
             'IPA_KEXEC_SOURCE': wheel,
             'IPA_KEXEC_WHEELHOUSE': wheelhouse,
+            # Not whatever this host may have at the default path.
+            'IPA_KEXEC_UPPER_CONSTRAINTS': '',
         }
+        env.update(settings)
         return subprocess.run(['bash', INSTALL], env=env, cwd=self.tmp,
                               capture_output=True, text=True, timeout=300)
+
+    def constraints(self, text):
+        path = os.path.join(self.tmp, 'upper-constraints-%d.txt'
+                            % len(os.listdir(self.tmp)))
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def check_pin_and_constraints(self, venv, wheel, wheelhouse, version):
+        # Unpinned: installed, with a warning naming the version.
+        proc = self.run_install(venv, wheel, wheelhouse)
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn('WARNING: installed ironic-kexec %s' % version,
+                      proc.stderr)
+        self.assertIn('IPA_KEXEC_VERSION is not set', proc.stderr)
+
+        # Pinned to the version the wheel has: installed, no warning.
+        proc = self.run_install(venv, wheel, wheelhouse,
+                                IPA_KEXEC_VERSION=version)
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertNotIn('WARNING', proc.stderr)
+        self.assertIn('installed ironic-kexec %s' % version, proc.stdout)
+
+        # Pinned to another release (the conductors'): the build fails.
+        proc = self.run_install(venv, wheel, wheelhouse,
+                                IPA_KEXEC_VERSION='0.0.0')
+        self.assertEqual(1, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn('installed ironic-kexec %s, but IPA_KEXEC_VERSION '
+                      '(the conductors\' release) is 0.0.0' % version,
+                      proc.stderr)
+
+        # The name as the source: pip takes the pinned version from the
+        # index (here the wheelhouse), and finds no other.
+        proc = self.run_install(venv, 'ironic-kexec', wheelhouse,
+                                IPA_KEXEC_VERSION=version)
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        proc = self.run_install(venv, 'ironic-kexec', wheelhouse,
+                                IPA_KEXEC_VERSION='0.0.0')
+        self.assertNotEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn('ironic-kexec[agent]==0.0.0',
+                      proc.stdout + proc.stderr)
+
+        # The agent's constraints apply: one the installed agent breaks
+        # makes pip fail, one it meets changes nothing, and a missing
+        # file (a build without the requirements repository) is skipped.
+        proc = self.run_install(
+            venv, wheel, wheelhouse, IPA_KEXEC_UPPER_CONSTRAINTS=(
+                self.constraints('ironic-python-agent===0.0.1\n')))
+        self.assertNotEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        self.assertIn('ironic-python-agent', proc.stdout + proc.stderr)
+        probe = json.loads(_run([os.path.join(venv, 'bin', 'python'), '-c',
+                                 PROBE], cwd=self.tmp).stdout)
+        proc = self.run_install(
+            venv, wheel, wheelhouse, IPA_KEXEC_UPPER_CONSTRAINTS=(
+                self.constraints('ironic-python-agent===%s\n'
+                                 % probe['ipa_dist'])))
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
+        proc = self.run_install(
+            venv, wheel, wheelhouse,
+            IPA_KEXEC_UPPER_CONSTRAINTS=os.path.join(self.tmp, 'missing'))
+        self.assertEqual(0, proc.returncode, proc.stdout + proc.stderr)
 
     def test_install_into_an_agent_venv(self):
         wheel = self.build_wheel()
@@ -148,6 +214,9 @@ class ElementInstallTestCase(unittest.TestCase):
         self.assertIsNotNone(probe['ipa_dist'])
         self.assertIsNone(probe['ironic_dist'])
         self.assertFalse(probe['ironic'])
+
+        self.check_pin_and_constraints(venv, wheel, wheelhouse,
+                                       probe['version'])
 
         if os.path.exists(os.path.join(REPO, 'ipa_kexec', 'extension.py')):
             # As the agent's command does, options first.
@@ -196,3 +265,31 @@ class ElementLayoutTestCase(unittest.TestCase):
 
     def test_install_script_is_executable(self):
         self.assertTrue(os.access(INSTALL, os.X_OK))
+
+    def source_ref(self, **env):
+        # As diskimage-builder's source-repositories reads the file: each
+        # line is expanded by "eval echo".
+        line = self.read('source-repository-ironic-kexec').strip()
+        proc = subprocess.run(
+            ['bash', '-c', 'set -eu; set -f; eval echo "$1"', 'bash', line],
+            env=dict({'PATH': os.environ.get('PATH', '/usr/bin:/bin')},
+                     **env),
+            capture_output=True, text=True, check=True)
+        return proc.stdout.split()[4]
+
+    def test_source_repository_ref_is_the_pin(self):
+        # Not DIB's implicit default: the conductors' release, or master
+        # when none is given.
+        self.assertEqual('1.2.3', self.source_ref(IPA_KEXEC_VERSION='1.2.3'))
+        self.assertEqual('master', self.source_ref())
+        self.assertEqual('master', self.source_ref(IPA_KEXEC_VERSION=''))
+
+    def test_readme_documents_every_setting(self):
+        with open(INSTALL) as f:
+            script = f.read()
+        settings = set(re.findall(r'\bIPA_KEXEC_[A-Z_]+', script))
+        self.assertIn('IPA_KEXEC_VERSION', settings)
+        self.assertIn('IPA_KEXEC_UPPER_CONSTRAINTS', settings)
+        readme = self.read('README.rst')
+        missing = sorted(name for name in settings if name not in readme)
+        self.assertEqual([], missing, 'README.rst does not document these')
