@@ -10,8 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""End-to-end: what an operator sets up for Nova users, with the real
-``baremetal`` client.
+"""End-to-end: what an operator sets up for Nova users, and the emergency
+stop, with the real ``baremetal`` client and a real SIGHUP.
 
 Nova writes only ``instance_info/capabilities`` and
 ``instance_info/traits``; a trait selects the deploy template of the same
@@ -19,6 +19,9 @@ name, whose ``set_kexec_mode`` step chooses the mode of that deploy.
 """
 
 import json
+import os
+import signal
+import time
 
 from tests.functional import fixtures
 
@@ -26,8 +29,9 @@ TEMPLATE = 'CUSTOM_KEXEC_DISABLED'
 STEP_SOURCE = 'deploy step set_kexec_mode (deploy template %s)' % TEMPLATE
 
 
-class DeployTemplateTest(fixtures.TestbedTestCase):
-    """A flavor's trait refuses kexec, through a deploy template."""
+class OperatorTest(fixtures.TestbedTestCase):
+    """A flavor's trait refuses kexec through a deploy template; the
+    emergency stop."""
 
     def test_template_disables_kexec(self):
         tb = self.testbed
@@ -62,3 +66,29 @@ class DeployTemplateTest(fixtures.TestbedTestCase):
         self.assertEqual({'mode': 'disabled', 'source': STEP_SOURCE},
                          internal.get('kexec_mode_step'))
         self.assertInstanceCmdlineClean(result)
+
+    def test_sighup_is_the_emergency_stop(self):
+        """[kexec]enabled is mutable: False and a SIGHUP stop kexec at once.
+
+        No restart: the same Ironic process deploys the next node with the
+        stock power cycle.
+        """
+        tb = self.testbed
+        pid = tb.ironic.process.pid
+        self._set_enabled(False)
+        self.addCleanup(self._set_enabled, True)
+        result = self.deploy('whole_disk', 'kexec')
+        self.assertIsNone(tb.ironic.process.poll())
+        self.assertEqual(pid, tb.ironic.process.pid)
+        self.assertFellBack(result, 'disabled')
+        record = result.kexec_record
+        self.assertEqual('[kexec]enabled', record.get('mode_source'), record)
+
+    def _set_enabled(self, enabled):
+        tb = self.testbed
+        tb.ironic.kexec_options['enabled'] = str(enabled)
+        tb.ironic.write_config()
+        os.kill(tb.ironic.process.pid, signal.SIGHUP)
+        # The API answers again once the reloaded services run.
+        time.sleep(5)
+        tb.ironic.wait_for_api(120)
