@@ -30,8 +30,7 @@ STEP_SOURCE = 'deploy step set_kexec_mode (deploy template %s)' % TEMPLATE
 
 
 class OperatorTest(fixtures.TestbedTestCase):
-    """A flavor's trait refuses kexec through a deploy template; the
-    emergency stop."""
+    """Nova's trait and deploy template; the emergency stop."""
 
     def test_template_disables_kexec(self):
         tb = self.testbed
