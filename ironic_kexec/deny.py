@@ -114,7 +114,20 @@ def inventory_facts(inventory, plugin_data):
     return facts
 
 
+# The task attribute keeping the facts: policy.check() and the load
+# parameters both match the rules within one deploy step.
+_TASK_FACTS = 'kexec_deny_facts'
+
+
 def _node_facts(task):
+    facts = getattr(task, _TASK_FACTS, None)
+    if facts is None:
+        facts = _read_facts(task)
+        setattr(task, _TASK_FACTS, facts)
+    return facts
+
+
+def _read_facts(task):
     # Wherever [inventory]data_backend keeps it (database or Swift).
     try:
         data = inspect_utils.get_inspection_data(task.node, task.context)

@@ -16,10 +16,12 @@ database.
 
 import json
 import os
+from unittest import mock
 
 import fixtures
 from ironic.conductor import task_manager
 from ironic.conf import CONF
+from ironic.drivers.modules import inspect_utils
 from ironic import objects
 from oslo_utils import uuidutils
 
@@ -299,6 +301,21 @@ class EvaluateTestCase(DenyTestCase):
         with task_manager.acquire(self.context, node.uuid,
                                   shared=True) as task:
             return deny.evaluate(task)
+
+    def test_inspection_data_read_once_per_task(self):
+        # check() and the load parameters both evaluate the rules in the
+        # same step: one read of the database row (or Swift object).
+        self.inspected()
+        self.use([NVIDIA, {'id': 'mpt', 'drivers': ['mpt3sas']}])
+        with mock.patch.object(
+                inspect_utils, 'get_inspection_data', autospec=True,
+                side_effect=inspect_utils.get_inspection_data) as read:
+            with task_manager.acquire(self.context, self.node.uuid,
+                                      shared=True) as task:
+                first = deny.evaluate(task)
+                self.assertEqual(first, deny.evaluate(task))
+        self.assertEqual(1, read.call_count)
+        self.assertIn('nvidia-ampere', first[0])
 
     def test_no_rules(self):
         self.inspected()
