@@ -39,11 +39,11 @@ import tempfile
 
 from ironic_python_agent import errors as ipa_errors
 from ironic_python_agent.extensions import standby
-from ironic_python_agent import utils
 from oslo_concurrency import processutils
 import requests
 
 from ipa_kexec import errors
+from ipa_kexec import process
 from ironic_kexec import protocol
 
 LOG = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ Artifact = collections.namedtuple('Artifact', 'name url checksum')
 
 
 def _execute(*cmd):
-    return utils.execute(*cmd, use_standard_locale=True,
-                         timeout=COMMAND_TIMEOUT)
+    return process.execute_bounded(*cmd, timeout=COMMAND_TIMEOUT,
+                                   timeout_reason=protocol.REASON_AGENT_ERROR)
 
 
 def artifacts(params):
@@ -140,7 +140,8 @@ def memory_dir(size):
         _clear(target)
         try:
             _execute('umount', target)
-        except (processutils.ProcessExecutionError, OSError) as e:
+        except (processutils.ProcessExecutionError, OSError,
+                errors.KexecError) as e:
             LOG.error('Could not unmount the download tmpfs %s: %s',
                       target, e)
         else:

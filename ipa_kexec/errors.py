@@ -59,8 +59,29 @@ class UnsafePath(KexecError):
 
 
 class TooLarge(KexecError):
+    """One file, directory or value is over its bound.
+
+    The source that met it is skipped and the next one is tried.
+    """
+
     def __init__(self, message):
         super(TooLarge, self).__init__(protocol.REASON_TOO_LARGE, message)
+
+
+class TooComplex(KexecError):
+    """Nesting or expansion over its bound, within one source."""
+
+    def __init__(self, message):
+        super(TooComplex, self).__init__(protocol.REASON_TOO_COMPLEX,
+                                         message)
+
+
+TOO_LARGE = protocol.REASON_TOO_LARGE
+TOO_COMPLEX = protocol.REASON_TOO_COMPLEX
+
+
+class BudgetExhausted(KexecError):
+    """The discovery's own budget is spent: no further source is tried."""
 
 
 class NotFoundInImage(Exception):

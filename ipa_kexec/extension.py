@@ -22,6 +22,7 @@ from ironic_python_agent import errors as ipa_errors
 from ironic_python_agent.extensions import base
 from ironic_python_agent import hardware
 
+from ipa_kexec import bootfiles
 from ipa_kexec.bootloader import entry as entry_mod
 from ipa_kexec import cmdline as cmdline_mod
 from ipa_kexec import discovery
@@ -230,15 +231,16 @@ class KexecExtension(base.BaseAgentExtension):
         """The boot entry and the agent paths of its kernel and initrd.
 
         The paths are valid only inside the context (the image is then
-        unmounted).
+        unmounted, copies of several initrds or of a UKI's sections are
+        removed).
         """
         with self._image(params.get(protocol.PARAM_ROOT_UUID)) as image:
             rootfs, device, uuid = image
             entry = self._discover(rootfs, device, uuid, params)
-            kernel = rootfs.resolve(entry.kernel).host_path
-            initrd = (rootfs.resolve(entry.initrd).host_path
-                      if entry.initrd else None)
-            yield entry, kernel, initrd
+            with bootfiles.boot_files(
+                    rootfs, entry,
+                    self.preflight.mem_available()) as (kernel, initrd):
+                yield entry, kernel, initrd
 
     @contextlib.contextmanager
     def _downloaded_files(self, params):

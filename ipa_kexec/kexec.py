@@ -18,10 +18,10 @@ import subprocess
 import sys
 import time
 
-from ironic_python_agent import utils
 from oslo_concurrency import processutils
 
 from ipa_kexec import errors
+from ipa_kexec import process
 from ironic_kexec import protocol
 
 LOG = logging.getLogger(__name__)
@@ -54,11 +54,18 @@ def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None):
 
     :param lockdown_reason: why the kernel only loads signed kernels, if
         it does; a refusal is then reported as ``lockdown``.
-    :raises: KexecError (load_failed or lockdown).
+    :raises: KexecError (load_failed, lockdown, or timeout: the kexec
+        process was then killed).
     """
     cmd = load_command(kexec, kernel, initrd, cmdline, method)
+    if '\0' in ''.join(cmd):
+        # The kernel ends its command line at the first NUL; and no
+        # argument of a process can hold one.
+        raise errors.KexecError(protocol.REASON_LOAD_FAILED,
+                                'the command line contains a NUL byte')
     try:
-        utils.execute(*cmd, use_standard_locale=True, timeout=LOAD_TIMEOUT)
+        process.execute_bounded(*cmd, timeout=LOAD_TIMEOUT,
+                                timeout_reason=protocol.REASON_TIMEOUT)
     except (processutils.ProcessExecutionError, OSError) as e:
         stderr = getattr(e, 'stderr', '') or ''
         refused = ('Operation not permitted' in stderr

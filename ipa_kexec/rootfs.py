@@ -15,21 +15,32 @@
 Every path read from the image (symlinks, boot loader configuration) is
 written by the tenant. It is resolved here component by component, with
 symlinks followed relative to the image root, so that nothing on the
-agent's own filesystem is ever reached. Reads are bounded.
+agent's own filesystem is ever reached. Every read is bounded, and
+charged to the discovery's :class:`ipa_kexec.budget.Budget`.
 """
 
 import errno
 import os
 import stat
 
+from ipa_kexec import budget as budget_mod
 from ipa_kexec import errors
 
-# Enough for any boot loader configuration a real system ships; a bigger
-# file is refused rather than parsed.
-MAX_CONFIG_SIZE = 1024 * 1024
-MAX_DIR_ENTRIES = 4096
+MAX_CONFIG_SIZE = budget_mod.MAX_FILE_SIZE
+MAX_DIR_ENTRIES = budget_mod.MAX_DIR_NAMES
 # Linux gives up after 40 symlinks (MAXSYMLINKS) too.
 MAX_SYMLINKS = 40
+# Linux's PATH_MAX and NAME_MAX: a longer path or name is no real one.
+MAX_PATH = 4096
+MAX_NAME = 255
+# Components walked for one path, symlinks included: keeps a chain of
+# links to deep paths linear, far above any real boot path.
+MAX_STEPS = 1024
+# Errors of lstat/open that mean "not usable here", not "agent broken".
+_NOT_FOUND_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
+_UNSAFE_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES,
+                  errno.EPERM, errno.EIO, errno.EOVERFLOW, errno.EINVAL,
+                  errno.ENXIO, errno.EUCLEAN)
 
 
 def split_path(path):
@@ -61,13 +72,18 @@ class RootFS(object):
     :param root: the agent path where the image's root is mounted.
     :param mounts: maps paths inside the image (e.g. ``/boot``) to agent
         paths where a separate filesystem of the image is mounted.
+
+    :param budget: the discovery's budget; a fresh one if None.
+    :ivar subvol: the btrfs subvolume holding the image root, if any.
     """
 
-    def __init__(self, root, mounts=None):
+    def __init__(self, root, mounts=None, budget=None, subvol=None):
         self.root = os.path.abspath(root)
         self.mounts = {}
         for path, host in (mounts or {}).items():
             self.mounts[tuple(split_path(path))] = os.path.abspath(host)
+        self.budget = budget_mod.ensure(budget)
+        self.subvol = subvol
 
     def add_mount(self, path, host):
         self.mounts[tuple(split_path(path))] = os.path.abspath(host)
@@ -85,15 +101,48 @@ class RootFS(object):
     def resolve(self, path):
         """Resolve a path inside the image.
 
-        :raises: UnsafePath if the path or a symlink leaves the image.
+        :raises: UnsafePath if the path or a symlink leaves the image, or
+            is no path Linux could have written (NUL, over-long).
         :raises: NotFoundInImage if it does not exist.
         """
-        pending = split_path(path)
+        self._check_path(path)
+        try:
+            return self._resolve(path)
+        except OSError as e:
+            if e.errno in _NOT_FOUND_ERRNOS:
+                raise errors.NotFoundInImage(path)
+            if e.errno in _UNSAFE_ERRNOS:
+                raise errors.UnsafePath('cannot resolve %r in the image: %s'
+                                        % (path[:MAX_NAME], e.strerror))
+            raise
+
+    @staticmethod
+    def _check_path(path):
+        if not isinstance(path, str):
+            raise errors.UnsafePath('path %r is not text' % (path,))
+        if '\0' in path:
+            raise errors.UnsafePath('path %r has a NUL byte'
+                                    % path[:MAX_NAME])
+        if len(path) > MAX_PATH:
+            raise errors.UnsafePath('path %r... is longer than %d'
+                                    % (path[:MAX_NAME], MAX_PATH))
+
+    def _resolve(self, path):
+        pending = list(reversed(split_path(path)))
         parts = []
         links = 0
+        steps = 0
         st = os.lstat(self._host(parts))
         while pending:
-            comp = pending.pop(0)
+            comp = pending.pop()
+            steps += 1
+            if steps > MAX_STEPS:
+                raise errors.UnsafePath('%r takes more than %d steps to '
+                                        'resolve' % (path[:MAX_NAME],
+                                                     MAX_STEPS))
+            if len(comp) > MAX_NAME:
+                raise errors.UnsafePath('a name in %r is longer than %d'
+                                        % (path[:MAX_NAME], MAX_NAME))
             if comp == '..':
                 if not parts:
                     raise errors.UnsafePath(
@@ -105,25 +154,23 @@ class RootFS(object):
                 raise errors.NotFoundInImage(path)
             candidate = parts + [comp]
             host = self._host(candidate)
-            try:
-                st = os.lstat(host)
-            except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                    raise errors.NotFoundInImage(path)
-                raise
+            st = os.lstat(host)
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise errors.UnsafePath(
                         'too many symlinks resolving %s' % path)
                 target = os.readlink(host)
+                self._check_path(target)
                 if target.startswith('/'):
                     # Absolute links mean the image's root, never ours.
                     parts = []
-                    st = os.lstat(self._host(parts))
-                else:
-                    st = os.lstat(self._host(parts))
-                pending = split_path(target) + pending
+                st = os.lstat(self._host(parts))
+                pending.extend(reversed(split_path(target)))
+                if len(pending) > MAX_PATH:
+                    raise errors.UnsafePath('symlinks in %r expand past %d '
+                                            'names' % (path[:MAX_NAME],
+                                                       MAX_PATH))
                 continue
             parts = candidate
         return Resolved('/' + '/'.join(parts), self._host(parts), st)
@@ -158,27 +205,79 @@ class RootFS(object):
         parent = self.resolve(os.path.dirname(found.path))
         return found.stat.st_dev != parent.stat.st_dev
 
+    def _open(self, path):
+        """A regular file of the image, opened; the caller closes it."""
+        found = self.resolve(path)
+        if not found.is_file():
+            raise errors.NotFoundInImage(path)
+        self.budget.open_file(found.path)
+        # O_NOFOLLOW: the resolved host path has no symlink left; refuse
+        # one that appeared since. O_NONBLOCK: a FIFO swapped in since
+        # must not block the agent.
+        try:
+            fd = os.open(found.host_path,
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            raise errors.UnsafePath('cannot open %s in the image: %s'
+                                    % (found.path, e.strerror))
+        f = os.fdopen(fd, 'rb')
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            raise errors.NotFoundInImage(path)
+        return found, f
+
+    def _read(self, found, f, size):
+        try:
+            data = f.read(size)
+        except OSError as e:
+            raise errors.UnsafePath('cannot read %s in the image: %s'
+                                    % (found.path, e.strerror))
+        self.budget.read(len(data), found.path)
+        return data
+
     def read_bytes(self, path, limit=MAX_CONFIG_SIZE):
         """Read a regular file of the image, at most ``limit`` bytes.
 
         :raises: TooLarge if the file is bigger than ``limit``.
         :raises: NotFoundInImage if it does not exist or is no file.
+        :raises: BudgetExhausted once the discovery has read too much.
         """
-        found = self.resolve(path)
-        if not found.is_file():
-            raise errors.NotFoundInImage(path)
-        # O_NOFOLLOW: the resolved host path has no symlink left; refuse
-        # one that appeared since.
-        fd = os.open(found.host_path,
-                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, 'rb') as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise errors.NotFoundInImage(path)
-            data = f.read(limit + 1)
+        limit = min(limit, MAX_CONFIG_SIZE)
+        found, f = self._open(path)
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                # Refused before reading: a sparse 1 TiB file costs
+                # nothing.
+                raise errors.TooLarge('%s in the image is larger than %d '
+                                      'bytes' % (found.path, limit))
+            data = self._read(found, f, limit + 1)
         if len(data) > limit:
             raise errors.TooLarge('%s in the image is larger than %d bytes'
                                   % (found.path, limit))
         return data
+
+    def read_range(self, path, offset, size):
+        """``size`` bytes at ``offset`` of a file (fewer at its end).
+
+        For binary formats read piecewise (a UKI's headers); charged to
+        the budget like any read.
+        """
+        if offset < 0 or size < 0 or size > MAX_CONFIG_SIZE:
+            raise errors.TooLarge('a read of %d bytes at %d in %s is out '
+                                  'of bounds' % (size, offset, path))
+        found, f = self._open(path)
+        with f:
+            f.seek(offset)
+            return self._read(found, f, size)
+
+    def open_file(self, path):
+        """A regular file of the image, opened read-only, and its path.
+
+        For copying a kernel, initrd or UKI section out of the image; the
+        caller bounds and closes. Returns (Resolved, file object).
+        """
+        return self._open(path)
 
     def read_text(self, path, limit=MAX_CONFIG_SIZE):
         return self.read_bytes(path, limit).decode('utf-8', 'replace')
@@ -190,14 +289,27 @@ class RootFS(object):
             return None
 
     def listdir(self, path, limit=MAX_DIR_ENTRIES):
-        """Names in a directory of the image (at most ``limit``), sorted."""
+        """Names in a directory of the image, sorted.
+
+        :raises: TooLarge for a directory of more than ``limit`` names:
+            refused, never cut, since the name a boot loader would
+            choose could be among those left out.
+        """
         found = self.find(path)
         if found is None or not found.is_dir():
             return []
         names = []
-        with os.scandir(found.host_path) as it:
-            for entry in it:
-                names.append(entry.name)
-                if len(names) >= limit:
-                    break
+        try:
+            with os.scandir(found.host_path) as it:
+                for entry in it:
+                    names.append(entry.name)
+                    if len(names) > limit:
+                        raise errors.TooLarge(
+                            '%s in the image has more than %d names'
+                            % (found.path, limit))
+        except OSError as e:
+            raise errors.UnsafePath('cannot list %s in the image: %s'
+                                    % (found.path, e.strerror))
+        finally:
+            self.budget.names(len(names), found.path)
         return sorted(names)

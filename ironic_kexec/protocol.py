@@ -155,24 +155,37 @@ FILE_SYSCALL_MODES = (FILE_SYSCALL_AUTO, FILE_SYSCALL_ALWAYS,
 # Where a boot entry came from (result field 'source').
 SOURCE_EXPLICIT = 'explicit'
 SOURCE_BLS = 'bls'
+SOURCE_SYSTEMD_BOOT = 'systemd-boot'
+SOURCE_UKI = 'uki'
 SOURCE_GRUB = 'grub'
+SOURCE_EXTLINUX = 'extlinux'
 SOURCE_SYMLINK = 'symlink'
 SOURCE_NEWEST = 'newest'
 SOURCE_URL = 'url'
-SOURCES = (SOURCE_EXPLICIT, SOURCE_BLS, SOURCE_GRUB, SOURCE_SYMLINK,
-           SOURCE_NEWEST, SOURCE_URL)
+SOURCES = (SOURCE_EXPLICIT, SOURCE_BLS, SOURCE_SYSTEMD_BOOT, SOURCE_UKI,
+           SOURCE_GRUB, SOURCE_EXTLINUX, SOURCE_SYMLINK, SOURCE_NEWEST,
+           SOURCE_URL)
 
 # Result fields of get_boot_entry (and of load, which adds LOAD_FIELDS).
 # 'kernel' and 'initrd' are paths as seen inside the image (or the URLs of
-# a diskless deploy); 'initrd' may be None. 'root_device' is the block
-# device the root filesystem was found on (None for root_path/URLs).
+# a diskless deploy); 'initrd' may be None. 'initrds' lists every initrd
+# in the order they are concatenated (early microcode first); 'initrd' is
+# the last, the main one. 'uki' is the Unified Kernel Image the kernel
+# and initrd were taken from, or None. 'root_device' is the block device
+# the root filesystem was found on (None for root_path/URLs). 'skipped'
+# lists the sources that refused the image before one gave the entry,
+# each {'source', 'reason', 'message'}.
 FIELD_KERNEL = 'kernel'
 FIELD_INITRD = 'initrd'
+FIELD_INITRDS = 'initrds'
+FIELD_UKI = 'uki'
 FIELD_CMDLINE = 'cmdline'
 FIELD_SOURCE = 'source'
 FIELD_ROOT_DEVICE = 'root_device'
-BOOT_ENTRY_FIELDS = (FIELD_KERNEL, FIELD_INITRD, FIELD_CMDLINE,
-                     FIELD_SOURCE, FIELD_ROOT_DEVICE)
+FIELD_SKIPPED = 'skipped'
+BOOT_ENTRY_FIELDS = (FIELD_KERNEL, FIELD_INITRD, FIELD_INITRDS, FIELD_UKI,
+                     FIELD_CMDLINE, FIELD_SOURCE, FIELD_ROOT_DEVICE,
+                     FIELD_SKIPPED)
 
 # Added by load: 'method' is one of LOAD_METHODS; 'timings' maps phase
 # names ('discover', 'download', 'load', ...) to seconds;
@@ -244,6 +257,7 @@ REASON_LOAD_FAILED = 'load_failed'
 REASON_DOWNLOAD_FAILED = 'download_failed'
 REASON_CHECKSUM_MISMATCH = 'checksum_mismatch'
 REASON_TOO_LARGE = 'too_large'
+REASON_TOO_COMPLEX = 'too_complex'
 REASON_NO_AGENT = 'no_agent'
 REASON_EXECUTE_FAILED = 'execute_failed'
 REASON_NOT_LOADED = 'not_loaded'
@@ -283,7 +297,11 @@ REASONS = {
     REASON_CHECKSUM_MISMATCH:
         'a downloaded file does not match its checksum',
     REASON_TOO_LARGE:
-        'a file is larger than the configured bound',
+        'a file, directory or the whole boot configuration of the image '
+        'is larger than its bound',
+    REASON_TOO_COMPLEX:
+        'the image\'s boot configuration nests, expands or takes longer '
+        'than its bound',
     REASON_NO_AGENT:
         'no running agent was found on the node',
     REASON_EXECUTE_FAILED:

@@ -124,6 +124,29 @@ OFF = 'none'
 _ENTRY_FIELDS = (protocol.FIELD_KERNEL, protocol.FIELD_INITRD,
                  protocol.FIELD_CMDLINE, protocol.FIELD_SOURCE,
                  protocol.FIELD_METHOD)
+# Recorded only when they say something: several initrds, a UKI, the
+# sources that refused the image.
+_OPTIONAL_ENTRY_FIELDS = (protocol.FIELD_INITRDS, protocol.FIELD_UKI,
+                          protocol.FIELD_SKIPPED)
+
+
+# The agent's result is kept on the node: what it says about a tenant's
+# image is bounded before it is stored.
+MAX_RECORD_STRING = 4096
+MAX_RECORD_ITEMS = 32
+
+
+def _bounded(value, depth=0):
+    if isinstance(value, str):
+        return value[:MAX_RECORD_STRING]
+    if isinstance(value, list) and depth < 2:
+        return [_bounded(v, depth + 1) for v in value[:MAX_RECORD_ITEMS]]
+    if isinstance(value, dict) and depth < 2:
+        return {str(k)[:64]: _bounded(v, depth + 1)
+                for k, v in list(value.items())[:MAX_RECORD_ITEMS]}
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return None
 
 
 class Attempt(object):
@@ -140,7 +163,13 @@ class Attempt(object):
     def loaded(self, result):
         """Keep the boot entry and timings of a ``kexec.load`` result."""
         result = result or {}
-        self.entry = {field: result.get(field) for field in _ENTRY_FIELDS}
+        self.entry = {field: _bounded(result.get(field))
+                      for field in _ENTRY_FIELDS}
+        for field in _OPTIONAL_ENTRY_FIELDS:
+            value = result.get(field)
+            if value and not (field == protocol.FIELD_INITRDS
+                              and len(value) < 2):
+                self.entry[field] = _bounded(value)
         self.agent_timings = result.get(protocol.FIELD_TIMINGS)
 
 

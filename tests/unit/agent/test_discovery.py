@@ -172,13 +172,31 @@ class TreeTestCase(base.IronicAgentTest):
             mounts['/boot'] = self.make(boot_files)
         return discovery.discover(rootfs.RootFS(root, mounts), **kwargs)
 
-    def assertEntry(self, entry, kernel, initrd, cmdline, source):
+    def assertEntry(self, entry, kernel, initrd, cmdline, source,
+                    skipped=(), boot_image=None):
+        """The entry, and the (source, reason) of each skipped source.
+
+        grub's own command line starts with BOOT_IMAGE= and the kernel as
+        grub.cfg names it (``boot_image``, the image path by default).
+        """
+        if source == protocol.SOURCE_GRUB:
+            cmdline = 'BOOT_IMAGE=%s %s' % (boot_image or kernel, cmdline)
+        initrds = initrd if isinstance(initrd, list) else (
+            [initrd] if initrd else [])
+        result = entry.to_result()
         self.assertEqual({protocol.FIELD_KERNEL: kernel,
-                          protocol.FIELD_INITRD: initrd,
+                          protocol.FIELD_INITRD: (initrds[-1] if initrds
+                                                  else None),
+                          protocol.FIELD_INITRDS: initrds,
+                          protocol.FIELD_UKI: None,
                           protocol.FIELD_CMDLINE: cmdline,
                           protocol.FIELD_SOURCE: source,
                           protocol.FIELD_ROOT_DEVICE: None},
-                         entry.to_result())
+                         {k: v for k, v in result.items()
+                          if k != protocol.FIELD_SKIPPED})
+        self.assertEqual(list(skipped),
+                         [(s[protocol.FIELD_SOURCE], s['reason'])
+                          for s in result[protocol.FIELD_SKIPPED]])
 
 
 def _rmtree(path):
@@ -236,7 +254,8 @@ class TestDebian(TreeTestCase):
     def test_extra_args_appended(self):
         entry = self.discover(debian_tree(debian_grub_cfg()),
                               extra_args='console=ttyS1 nomodeset')
-        self.assertEqual('root=UUID=%s ro quiet console=ttyS1 nomodeset'
+        self.assertEqual('BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 '
+                         'root=UUID=%s ro quiet console=ttyS1 nomodeset'
                          % UUID, entry.cmdline)
 
     def test_explicit(self):
@@ -485,7 +504,8 @@ class TestSeparateBootGrub(TreeTestCase):
         entry = self.discover(root, boot)
         self.assertEntry(entry, '/boot/vmlinuz-6.1.0-13-amd64',
                          '/boot/initrd.img-6.1.0-13-amd64',
-                         'root=UUID=%s ro quiet' % UUID, 'grub')
+                         'root=UUID=%s ro quiet' % UUID, 'grub',
+                         boot_image='/vmlinuz-6.1.0-13-amd64')
 
 
 class TestHostile(TreeTestCase):
@@ -496,16 +516,25 @@ class TestHostile(TreeTestCase):
         self.assertEqual(reason, exc.reason)
         return exc
 
+    NEWEST = ('/boot/vmlinuz-6.1.0-13-amd64',
+              '/boot/initrd.img-6.1.0-13-amd64',
+              'root=UUID=%s ro console=ttyS0,115200 quiet' % UUID, 'newest')
+
     def test_symlink_escape_with_dotdot(self):
         files = debian_tree()
         del files['/vmlinuz']
         files['/boot/vmlinuz'] = trees.Link('/../../etc/passwd')
+        # The symlinks are refused, the next source is tried.
+        self.assertEntry(self.discover(files), *self.NEWEST,
+                         skipped=[('symlink', 'unsafe_path')])
+        files['/boot/vmlinuz-6.1.0-13-amd64'] = trees.Link('/../x')
         self.assertReason(protocol.REASON_UNSAFE_PATH, files)
 
     def test_relative_symlink_escape(self):
         files = debian_tree()
         files['/vmlinuz'] = trees.Link('../../../../../../etc/passwd')
-        self.assertReason(protocol.REASON_UNSAFE_PATH, files)
+        self.assertEntry(self.discover(files), *self.NEWEST,
+                         skipped=[('symlink', 'unsafe_path')])
 
     def test_absolute_symlink_to_host_file_stays_in_image(self):
         host_dir = self.make({'/host-kernel': b'agent secret'})
@@ -529,13 +558,26 @@ class TestHostile(TreeTestCase):
         files = debian_tree()
         files['/vmlinuz'] = trees.Link('/vmlinuz2')
         files['/vmlinuz2'] = trees.Link('vmlinuz')
-        self.assertReason(protocol.REASON_UNSAFE_PATH, files)
+        self.assertEntry(self.discover(files), *self.NEWEST,
+                         skipped=[('symlink', 'unsafe_path')])
 
     def test_huge_grub_cfg_refused(self):
         cfg = debian_grub_cfg() + ('# padding\n' * 300000)
         self.assertGreater(len(cfg), 2 * 1024 * 1024)
-        self.assertReason(protocol.REASON_TOO_LARGE,
-                          debian_tree(cfg))
+        # grub.cfg is refused; the symlinks still name the kernel.
+        entry = self.discover(debian_tree(cfg))
+        self.assertEqual(('/boot/vmlinuz-6.1.0-13-amd64', 'symlink'),
+                         (entry.kernel, entry.source))
+        self.assertEqual([('grub', 'too_large')],
+                         [(s['source'], s['reason']) for s in entry.skipped])
+        files = debian_tree(cfg)
+        for link in ('/vmlinuz', '/initrd.img', '/vmlinuz.old',
+                     '/initrd.img.old'):
+            files.pop(link, None)
+        files.pop('/boot/vmlinuz-6.1.0-13-amd64')
+        files.pop('/boot/vmlinuz-6.1.0-12-amd64', None)
+        # Nothing else to boot: the refusal is the reason.
+        self.assertReason(protocol.REASON_TOO_LARGE, files)
 
     def test_bls_entry_pointing_outside(self):
         files = {

@@ -236,6 +236,8 @@ class TestDisklessLoad(test_extension.ExtensionTestCase):
         self.assertEqual(
             {'kernel': self.http.url('/images/vmlinuz'),
              'initrd': self.http.url('/images/initrd'),
+             'initrds': [self.http.url('/images/initrd')], 'uki': None,
+             'skipped': [],
              'cmdline': CMDLINE + ' console=ttyS0 nofb',
              'source': 'url', 'root_device': None,
              'method': 'kexec_load',

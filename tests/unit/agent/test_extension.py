@@ -37,6 +37,7 @@ from ipa_kexec import preflight
 from ironic_kexec import protocol
 from tests.unit.agent import test_discovery
 from tests.unit.agent import test_hardware_facts
+from tests.unit.agent import test_uki
 from tests.unit.agent import trees
 
 UUID = test_discovery.UUID
@@ -79,6 +80,10 @@ class FakeNode(object):
             return LSBLK, ''
         if name in ('vgchange', 'mdadm'):
             raise processutils.ProcessExecutionError(exit_code=5)
+        if name == 'mount' and cmd[-2] == 'tmpfs':
+            # A private tmpfs for copies (several initrds, a UKI).
+            self.mounted[cmd[-1]] = 'tmpfs'
+            return '', ''
         if name == 'mount':
             device, target = cmd[-2], cmd[-1]
             if device not in self.partitions:
@@ -160,7 +165,10 @@ class TestLoad(ExtensionTestCase):
         timings = result.pop(protocol.FIELD_TIMINGS)
         self.assertEqual({'kernel': '/boot/vmlinuz-6.1.0-13-amd64',
                           'initrd': '/boot/initrd.img-6.1.0-13-amd64',
-                          'cmdline': 'root=UUID=%s ro quiet console=ttyS0'
+                          'initrds': ['/boot/initrd.img-6.1.0-13-amd64'],
+                          'uki': None, 'skipped': [],
+                          'cmdline': 'BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 '
+                                     'root=UUID=%s ro quiet console=ttyS0'
                                      % UUID,
                           'source': 'grub', 'root_device': '/dev/vda2',
                           'method': 'kexec_load',
@@ -184,13 +192,53 @@ class TestLoad(ExtensionTestCase):
             (self.kexec, '--load',
              root_mount + '/boot/vmlinuz-6.1.0-13-amd64',
              '--initrd=%s/boot/initrd.img-6.1.0-13-amd64' % root_mount,
-             '--command-line=root=UUID=%s ro quiet console=ttyS0' % UUID,
+             '--command-line=BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 '
+             'root=UUID=%s ro quiet console=ttyS0' % UUID,
              '--kexec-syscall'), cmd)
         self.assertEqual(trees.KERNEL, self.node.kexec_files[cmd[2]])
         # Everything is unmounted and the mount points removed.
         self.assertEqual({}, self.node.mounted)
         for c in mounts:
             self.assertFalse(os.path.exists(c[-1]))
+
+    def test_load_several_initrds_concatenated(self, mock_dispatch):
+        # grub-mkconfig names the early microcode image first.
+        cfg = test_discovery.debian_grub_cfg().replace(
+            'initrd\t/boot/initrd.img-6.1.0-13-amd64',
+            'initrd\t/boot/intel-ucode.img /boot/initrd.img-6.1.0-13-amd64')
+        root = self.node.partitions['/dev/vda2']
+        root['/boot/grub/grub.cfg'] = cfg
+        root['/boot/intel-ucode.img'] = b'070701ucode'
+        result = self.run_load()
+        self.assertEqual(['/boot/intel-ucode.img',
+                          '/boot/initrd.img-6.1.0-13-amd64'],
+                         result['initrds'])
+        cmd = [c for c, kw in self.node.calls if c[0] == self.kexec][0]
+        initrd = cmd[3][len('--initrd='):]
+        # One file: each part padded to 4 bytes, as grub loads them.
+        self.assertEqual(b'070701ucode\0' + trees.INITRD + b'\0',
+                         self.node.kexec_files[initrd])
+        self.assertEqual({}, self.node.mounted)
+        self.assertFalse(os.path.exists(initrd))
+
+    def test_load_unified_kernel_image(self, mock_dispatch):
+        # A UKI on the ESP, no grub.cfg: its sections are copied out,
+        # since kexec-tools cannot load a UKI.
+        self.node.partitions['/dev/vda2'].pop('/boot/grub/grub.cfg')
+        self.node.partitions['/dev/vda1'][
+            '/EFI/Linux/debian-6.1.0-13-amd64.efi'] = test_uki.uki_image()
+        result = self.run_load()
+        self.assertEqual(
+            ('uki', '/boot/efi/EFI/Linux/debian-6.1.0-13-amd64.efi'),
+            (result['source'], result['uki']))
+        self.assertEqual('root=UUID=abcd ro quiet', result['cmdline'])
+        cmd = [c for c, kw in self.node.calls if c[0] == self.kexec][0]
+        kernel, initrd = cmd[2], cmd[3][len('--initrd='):]
+        self.assertEqual(trees.KERNEL, self.node.kexec_files[kernel])
+        pad = b'\0' * (-len(trees.INITRD) % 4)
+        self.assertEqual(trees.INITRD + pad, self.node.kexec_files[initrd])
+        self.assertEqual({}, self.node.mounted)
+        self.assertFalse(os.path.exists(kernel))
 
     def test_load_with_root_uuid(self, mock_dispatch):
         result = self.run_load(root_uuid=UUID)
@@ -354,14 +402,16 @@ class TestGetBootEntry(ExtensionTestCase):
         result = self.ext.execute(protocol.GET_BOOT_ENTRY, root_path=root)
         self.assertEqual({'kernel': '/boot/vmlinuz-6.1.0-13-amd64',
                           'initrd': '/boot/initrd.img-6.1.0-13-amd64',
+                          'initrds': ['/boot/initrd.img-6.1.0-13-amd64'],
+                          'uki': None, 'skipped': [],
                           'cmdline': 'root=UUID=%s ro console=ttyS0,115200 '
                                      'quiet' % UUID,
                           'source': 'symlink', 'root_device': None},
                          result.command_result)
 
     def test_unsafe_path_reason(self):
-        files = test_discovery.debian_tree()
-        files['/vmlinuz'] = trees.Link('/../../etc/passwd')
+        files = {'/etc/os-release': trees.OS_RELEASE_DEBIAN,
+                 '/vmlinuz': trees.Link('/../../etc/passwd')}
         root = trees.build(_tmpdir(self), files)
         # The agent turns this into a FAILED result carrying the error.
         exc = self.assertRaises(errors.KexecError, self.ext.execute,

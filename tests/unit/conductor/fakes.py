@@ -32,6 +32,9 @@ def load_result():
     """A successful kexec.load result as the agent reports it."""
     return {protocol.FIELD_KERNEL: KERNEL,
             protocol.FIELD_INITRD: INITRD,
+            protocol.FIELD_INITRDS: [INITRD],
+            protocol.FIELD_UKI: None,
+            protocol.FIELD_SKIPPED: [],
             protocol.FIELD_CMDLINE: CMDLINE,
             protocol.FIELD_SOURCE: protocol.SOURCE_BLS,
             protocol.FIELD_ROOT_DEVICE: '/dev/sda2',

@@ -328,3 +328,43 @@ class VerificationCountersTestCase(StatsdTestCase):
             task.driver.deploy.tear_down_agent(task)
         self.assertEqual(counted('path.power-cycle.circuit_open'),
                          self.statsd.counters())
+
+
+class AttemptEntryTestCase(base.KexecTestCase):
+    """What an agent says about a tenant's image is stored bounded."""
+
+    def test_plain_entry_keeps_the_version_1_fields(self):
+        attempt = record.Attempt('auto')
+        attempt.loaded(fakes.load_result())
+        self.assertEqual({'kernel', 'initrd', 'cmdline', 'source', 'method'},
+                         set(attempt.entry))
+
+    def test_several_initrds_uki_and_skipped_sources_recorded(self):
+        result = fakes.load_result()
+        result[protocol.FIELD_INITRDS] = ['/boot/intel-ucode.img',
+                                          fakes.INITRD]
+        result[protocol.FIELD_UKI] = '/efi/EFI/Linux/debian.efi'
+        result[protocol.FIELD_SKIPPED] = [
+            {'source': 'grub', 'reason': 'too_large', 'message': 'big'}]
+        attempt = record.Attempt('auto')
+        attempt.loaded(result)
+        self.assertEqual(['/boot/intel-ucode.img', fakes.INITRD],
+                         attempt.entry[protocol.FIELD_INITRDS])
+        self.assertEqual('/efi/EFI/Linux/debian.efi',
+                         attempt.entry[protocol.FIELD_UKI])
+        self.assertEqual('too_large',
+                         attempt.entry[protocol.FIELD_SKIPPED][0]['reason'])
+
+    def test_oversized_values_are_cut(self):
+        result = fakes.load_result()
+        result[protocol.FIELD_CMDLINE] = 'x' * 100000
+        result[protocol.FIELD_INITRDS] = ['/i%d' % i for i in range(1000)]
+        result[protocol.FIELD_SKIPPED] = [{'source': object()}]
+        attempt = record.Attempt('auto')
+        attempt.loaded(result)
+        self.assertEqual(record.MAX_RECORD_STRING,
+                         len(attempt.entry[protocol.FIELD_CMDLINE]))
+        self.assertEqual(record.MAX_RECORD_ITEMS,
+                         len(attempt.entry[protocol.FIELD_INITRDS]))
+        self.assertEqual([{'source': None}],
+                         attempt.entry[protocol.FIELD_SKIPPED])
