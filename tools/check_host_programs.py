@@ -22,10 +22,11 @@ kmod's depmod).
 
 What runs on the host:
 
-* shell: tools/*.sh and testbed/images/*.sh, the commands outside the
-  chroots. What runs inside a chroot (``chroot ROOT CMD``, or a function
-  that passes its arguments to chroot, like ``in_root``) comes from the
-  image package lists (testbed/images/*-packages.txt), which are not
+* shell: tools/*.sh, the boot tree builder (tools/boot-trees/) and
+  testbed/images/*.sh, the commands outside the chroots. What runs
+  inside a chroot (``chroot ROOT CMD``, or a function that passes its
+  arguments to chroot, like ``in_root``) comes from the image package
+  lists (testbed/images/*-packages.txt), which are not
   checked here: their packages are not installed on the host, so their
   file lists are not at hand. testbed/ramdisk/, testbed/instance/ and
   elements/ are copied into images and run there. devstack/ runs on a
@@ -61,7 +62,9 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHELL_GLOBS = ('tools/*.sh', 'testbed/images/*.sh')
+# The scripts that are run; what they source is read through them.
+SHELL_GLOBS = ('tools/*.sh', 'tools/boot-trees/build.sh',
+               'tools/boot-trees/check.sh', 'testbed/images/*.sh')
 PYTHON_GLOBS = ('testbed/*.py', 'tests/functional/*.py', 'tools/*.py')
 # The scripts testbed/images.py runs; each calls require_tools.
 BUILD_SCRIPT_GLOB = 'testbed/images/build-*.sh'
@@ -986,6 +989,20 @@ class ShellAnalysis(object):
                 todo += self.sources.get(other, ())
         return seen
 
+    def _context(self, path):
+        """The scripts that source this one, and all they source.
+
+        A sourced file (a library of cases) calls the functions of the
+        files its sourcing script read before it.
+        """
+        context = []
+        for parent in self.sources:
+            if parent != path and path in self._sourced(parent):
+                for other in [parent] + self._sourced(parent):
+                    if other != path and other not in context:
+                        context.append(other)
+        return context
+
     def _fixpoint(self):
         # Parsed again until nothing new turns up: which functions each
         # script knows (its own and its sourced scripts'), which of them
@@ -997,7 +1014,7 @@ class ShellAnalysis(object):
             scripts, functions, problems = {}, {}, []
             for path in sorted(self.texts):
                 known = set(state[0].get(path, ()))
-                for other in self._sourced(path):
+                for other in self._sourced(path) + self._context(path):
                     known |= set(state[0].get(other, ()))
                 try:
                     script = ShellScript(path, self.texts[path], known,

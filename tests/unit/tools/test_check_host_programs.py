@@ -316,6 +316,23 @@ class ShellAnalysisTestCase(unittest.TestCase):
         self.assertIn(('images/common.sh', 'helper'), reachable)
         self.assertNotIn(('images/common.sh', 'unused'), reachable)
 
+    def test_sourced_file_calls_what_its_parent_sourced(self):
+        # A library of cases, sourced after the helpers it calls.
+        self.write('lib.sh', 'helper() { depmod -a; }\n')
+        self.write('cases.sh', 'case_one() { helper; }\n')
+        self.write('build.sh', '''
+            # shellcheck source=lib.sh
+            source lib.sh
+            # shellcheck source=cases.sh
+            source cases.sh
+            case_one
+            ''')
+        shell = chp.ShellAnalysis(self.root, ['build.sh'])
+        self.assertEqual([], shell.problems)
+        self.assertEqual([('depmod', 'lib.sh')],
+                         sorted((f.program, f.path) for f in shell.findings
+                                if f.kind == 'program'))
+
     def test_source_without_directive_is_a_problem(self):
         # (A function makes the analysis parse twice: once said.)
         self.write('a.sh', 'f() { :; }\nsource "$lib"\n')
