@@ -19,7 +19,7 @@ python=$cache/tools-venv/bin/python
 
 envs=("$@")
 if [ ${#envs[@]} -eq 0 ]; then
-    envs=(pep8 genconfig docs releasenotes py3 functional)
+    envs=(pep8 genconfig docs releasenotes py3 fuzz-slice boottrees functional)
 fi
 
 results=$(mktemp -d)

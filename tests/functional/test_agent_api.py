@@ -113,14 +113,18 @@ class TestAgentAPI(testtools.TestCase):
         self.assertEqual(
             {'kernel': '/boot/vmlinuz-6.1.0-13-amd64',
              'initrd': '/boot/initrd.img-6.1.0-13-amd64',
-             'cmdline': 'root=UUID=%s ro quiet console=ttyS0'
+             'initrds': ['/boot/initrd.img-6.1.0-13-amd64'], 'uki': None,
+             'skipped': [],
+             'cmdline': 'BOOT_IMAGE=/boot/vmlinuz-6.1.0-13-amd64 '
+                        'root=UUID=%s ro quiet console=ttyS0'
                         % test_discovery.UUID,
              'source': 'grub', 'root_device': None},
             body['command_result'])
 
     def test_unsafe_path_reason_over_api(self):
-        files = test_discovery.debian_tree()
-        files['/vmlinuz'] = trees.Link('/../../etc/passwd')
+        # Nothing else to boot: the refusal is the reason.
+        files = {'/etc/os-release': trees.OS_RELEASE_DEBIAN,
+                 '/vmlinuz': trees.Link('/../../etc/passwd')}
         root = trees.build(os.path.join(self.tmp, 'root'), files)
         resp = self.command(protocol.GET_BOOT_ENTRY, root_path=root)
         body = resp.json()

@@ -88,6 +88,10 @@ class KexecDeployTest(fixtures.TestbedTestCase):
         self.assertNotEqual([], result.power_actions_after_handoff)
         self.assertEqual(1, result.firmware_runs_after_handoff)
         self.assertNotIn('init=/bin/false', result.instance_cmdline)
+        # grub itself then booted its default entry: the agent had chosen
+        # exactly what grub boots, its command line included.
+        self.assertEqual(result.instance_cmdline.split() + ['init=/bin/false'],
+                         record['entry']['cmdline'].split())
         events = result.history_events()
         self.assertTrue([e for e in events if 'not_verified' in e], events)
         self.assertTrue([e for e in events
