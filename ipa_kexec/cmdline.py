@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 KERNEL_CMDLINE = '/etc/kernel/cmdline'
 DEFAULT_GRUB = '/etc/default/grub'
+DEFAULT_GRUB_D = '/etc/default/grub.d'
 FSTAB = '/etc/fstab'
 _GRUB_VARS = ('GRUB_CMDLINE_LINUX', 'GRUB_CMDLINE_LINUX_DEFAULT')
 
@@ -335,6 +336,22 @@ def checked(text, what):
     return result
 
 
+def _grub_defaults(rootfs):
+    """/etc/default/grub, then /etc/default/grub.d/*.cfg, as one text.
+
+    grub-mkconfig sources them in that order (the drop-ins sorted by
+    name), so a drop-in's ``GRUB_CMDLINE_LINUX=...`` overrides, and its
+    ``$GRUB_CMDLINE_LINUX`` sees, what came before; one scan of the
+    files one after the other gives the same values.
+    """
+    texts = [rootfs.read_text_or_none(DEFAULT_GRUB) or '']
+    for name in rootfs.listdir(DEFAULT_GRUB_D):
+        if name.endswith('.cfg'):
+            texts.append(rootfs.read_text_or_none(
+                '%s/%s' % (DEFAULT_GRUB_D, name)) or '')
+    return '\n'.join(texts)
+
+
 def _has_rootflags(args):
     return any(word.startswith('rootflags=') for word in args.split())
 
@@ -358,9 +375,8 @@ def build(rootfs, root_uuid=None):
     if not root:
         return None
     parts = ['root=%s' % root, 'ro']
-    defaults = parse_shell_assignments(
-        rootfs.read_text_or_none(DEFAULT_GRUB) or '',
-        getattr(rootfs, 'budget', None))
+    defaults = parse_shell_assignments(_grub_defaults(rootfs),
+                                       getattr(rootfs, 'budget', None))
     args = [defaults[name] for name in _GRUB_VARS if defaults.get(name)]
     subvol = getattr(rootfs, 'subvol', None)
     if subvol and not _has_rootflags(' '.join(args)):

@@ -171,6 +171,21 @@ class TestBuild(base.IronicAgentTest):
         self.assertEqual('root=UUID=%s ro console=ttyS0 quiet' % UUID,
                          cmdline.build(fs))
 
+    def test_grub_d_drop_ins_after_default_grub(self):
+        # Found by the fault matrix: the testbed image sets its console
+        # and clears "quiet" in a drop-in, as cloud images do.
+        fs = self.image({
+            '/etc/fstab': 'UUID=%s / ext4 defaults 0 1\n' % UUID,
+            '/etc/default/grub': 'GRUB_CMDLINE_LINUX=""\n'
+                                 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n',
+            '/etc/default/grub.d/50-cloud.cfg':
+                'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=ttyS0"\n',
+            '/etc/default/grub.d/90-debug.cfg':
+                'GRUB_CMDLINE_LINUX_DEFAULT=""\n',
+            '/etc/default/grub.d/README': 'GRUB_CMDLINE_LINUX=ignored\n'})
+        self.assertEqual('root=UUID=%s ro console=ttyS0' % UUID,
+                         cmdline.build(fs))
+
     def test_subvolume_gets_rootflags(self):
         fs = self.image({'/etc/default/grub':
                          'GRUB_CMDLINE_LINUX="rhgb"\n'}, subvol='root')
