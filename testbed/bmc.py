@@ -19,7 +19,14 @@ an ACPI power button press; reset is QMP ``system_reset``.
 
 Every IPMI request and every power action is written, timestamped like
 the consoles (see :mod:`testbed.node`), to the BMC log, so a test can
-tell whether a deploy power-cycled the node.
+tell whether a deploy power-cycled the node. With ``--power-log`` the
+power commands alone also go to a JSON-lines file, one object a line
+(see :func:`read_power_log`): what a fault harness compares with what
+Ironic recorded.
+
+The BMC can be made unreachable, as a BMC whose network is gone: after a
+``SIGUSR1`` it drops every IPMI packet unanswered (the node runs on,
+its consoles are still captured); a ``SIGUSR2`` makes it answer again.
 
 Runs as its own process (pyghmi's server loop is process-global)::
 
@@ -30,6 +37,7 @@ Runs as its own process (pyghmi's server loop is process-global)::
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -61,11 +69,14 @@ class QemuBmc(ipmi_bmc.Bmc):
     """The BMC of one QEMU node described by a :class:`NodeSpec`."""
 
     def __init__(self, spec, port, log_path, post_delay=0.0,
-                 username='admin', password='password'):
+                 username='admin', password='password', power_log=None):
         super().__init__({username: password}, port=port,
                          address='127.0.0.1')
         self.spec = spec
         self.log_path = log_path
+        self.power_log = power_log
+        self.unreachable = False
+        self._dropped = 0
         self.post_delay = post_delay
         self.boot_device = tb_node.BOOT_NETWORK
         self.persistent = True
@@ -83,13 +94,53 @@ class QemuBmc(ipmi_bmc.Bmc):
     def log(self, message):
         tb_node.append_line(self.log_path, message)
 
+    def power_event(self, event, **details):
+        """One line of the power log: a power command or what it did."""
+        if not self.power_log:
+            return
+        now = time.time()
+        details.update(monotonic=round(time.monotonic(), 3),
+                       time=round(now, 3), event=event)
+        with open(self.power_log, 'a') as f:
+            f.write(json.dumps(details, sort_keys=True) + '\n')
+
+    # Reachability (signals, see the module docstring).
+    def set_unreachable(self, unreachable):
+        self.unreachable = unreachable
+        if unreachable:
+            self._dropped = 0
+            self.log('unreachable: dropping every IPMI packet')
+        else:
+            self.log('reachable again (%d IPMI packets dropped)'
+                     % self._dropped)
+        self.power_event('unreachable' if unreachable else 'reachable')
+
+    def _drop(self):
+        self._dropped += 1
+        if self._dropped == 1:
+            self.log('unreachable: IPMI request dropped')
+            self.power_event('dropped')
+
+    def sessionless_data(self, data, sockaddr):
+        # Every ipmitool run starts here (channel authentication
+        # capabilities, then the session's opening).
+        if self.unreachable:
+            self._drop()
+            return None
+        return super().sessionless_data(data, sockaddr)
+
     # IPMI requests: log each, then let pyghmi dispatch it.
     def handle_raw_request(self, request, session):
+        if self.unreachable:
+            self._drop()
+            return None
         key = (request['netfn'], request['command'])
         name = COMMAND_NAMES.get(key, 'netfn 0x%02x command 0x%02x' % key)
         data = list(request.get('data') or [])
         if key == (0, 2) and data:
             name += ' ' + POWER_ACTIONS.get(data[0], str(data[0]))
+            self.power_event('chassis control', action=POWER_ACTIONS.get(
+                data[0], str(data[0])), state=self.get_power_state())
         self.log('ipmi %s data=%s' % (name, ' '.join(
             '0x%02x' % b for b in data)))
         with self._lock:
@@ -176,6 +227,8 @@ class QemuBmc(ipmi_bmc.Bmc):
         self.log('boot device %s -> %s (%s)' % (
             bootdevice, device,
             'persistent' if self.persistent else 'next boot only'))
+        self.power_event('boot device', device=device,
+                         persistent=self.persistent)
 
     # QEMU.
     def _start(self, device):
@@ -198,6 +251,7 @@ class QemuBmc(ipmi_bmc.Bmc):
         self.log('power on: QEMU pid %d, boot %s%s' % (
             self.process.pid, device,
             ', POST delay %ss' % self.post_delay if paused else ''))
+        self.power_event('started', boot=device)
         tb_node.append_line(self.spec.serial_log, '%s QEMU started, boot %s'
                             % (tb_node.TESTBED_MARK, device))
         threading.Thread(target=self._reap, args=(self.process,),
@@ -215,6 +269,7 @@ class QemuBmc(ipmi_bmc.Bmc):
     def _reap(self, process):
         rc = process.wait()
         self.log('QEMU pid %d exited with %s' % (process.pid, rc))
+        self.power_event('stopped', rc=rc)
         if rc > 0:
             # QEMU refused to start or died: say why, in the BMC's log.
             self.log('QEMU said: %s' % tb_node.tail(
@@ -271,6 +326,29 @@ class QemuBmc(ipmi_bmc.Bmc):
         self.firmware.close()
 
 
+def read_power_log(path, since=None):
+    """The power log's events, oldest first; since: a monotonic time.
+
+    Each event is a dict with ``event`` ('chassis control' with its
+    ``action``: on, off, cycle, reset, soft...; 'boot device'; 'started'
+    with ``boot``: QEMU powered on; 'stopped': QEMU gone; 'unreachable',
+    'reachable', 'dropped'), ``monotonic`` and ``time``.
+    """
+    events = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if since is None or event.get('monotonic', 0) >= since:
+                    events.append(event)
+    except FileNotFoundError:
+        pass
+    return events
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--spec', required=True,
@@ -280,11 +358,14 @@ def main(argv=None):
     parser.add_argument('--post-delay', type=float, default=0.0)
     parser.add_argument('--username', default='admin')
     parser.add_argument('--password', default='password')
+    parser.add_argument('--power-log',
+                        help='JSON lines of the power commands and their '
+                             'effects (see read_power_log)')
     args = parser.parse_args(argv)
 
     bmc = QemuBmc(tb_node.NodeSpec.load(args.spec), args.port, args.log,
                   post_delay=args.post_delay, username=args.username,
-                  password=args.password)
+                  password=args.password, power_log=args.power_log)
 
     def _terminate(signum, frame):
         bmc.shutdown()
@@ -292,6 +373,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    signal.signal(signal.SIGUSR1, lambda s, f: bmc.set_unreachable(True))
+    signal.signal(signal.SIGUSR2, lambda s, f: bmc.set_unreachable(False))
     try:
         bmc.listen(timeout=1)
     finally:

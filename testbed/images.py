@@ -103,6 +103,19 @@ INSTANCE = ImageSet(
 # The instance build starts first: the agent's waits for wheels first.
 IMAGE_SETS = (INSTANCE, AGENT)
 
+# The fault matrix's variants of the images above (testbed.faults), built
+# from them in seconds by build-fault-images.sh: see there.
+FAULTS = ImageSet(
+    'faults', 'build-fault-images.sh',
+    ['testbed/images/common.sh', 'testbed/images/build-fault-images.sh'],
+    {'agent_no_extension': 'agent-no-extension.initramfs',
+     'agent_load_disabled': 'agent-load-disabled.initramfs',
+     'agent_load_hang': 'agent-load-hang.initramfs',
+     'agent_execute_noop': 'agent-execute-noop.initramfs',
+     'agent_busy': 'agent-busy.initramfs',
+     'agent_busy_early': 'agent-busy-early.initramfs',
+     'corrupt_grub_disk': 'corrupt-grub-disk.img'})
+
 
 class BuildError(Exception):
     pass
@@ -444,6 +457,46 @@ def ensure_images(cache_dir=None):
             paths.update(p)
             checksums.update(c)
     return Images(paths, checksums)
+
+
+def ensure_fault_images(images, cache_dir=None):
+    """The fault matrix's image variants, built when missing.
+
+    :param images: what :func:`ensure_images` returned; the variants are
+        made from its agent ramdisk and whole-disk image.
+    :returns: an :class:`Images` with the variants' paths and checksums
+        added (attributes named as in ``FAULTS.artifacts``), and
+        ``fault_dir``, the directory they are in.
+    """
+    root = cache_root(cache_dir)
+    images_dir = os.path.join(root, 'images')
+    os.makedirs(images_dir, exist_ok=True)
+    digest = hashlib.sha256()
+    digest.update(cache_key(FAULTS, '').encode())
+    for attr in ('agent_ramdisk', 'whole_disk'):
+        digest.update(images.checksums[attr].encode())
+    final = os.path.join(images_dir, 'faults-%s' % digest.hexdigest()[:20])
+    with open(os.path.join(images_dir, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(final, 'checksums.json')):
+            build_dir = final + '.build'
+            _remove_tree(build_dir)
+            os.makedirs(build_dir)
+            log_path = os.path.join(build_dir, 'build.log')
+            started = time.monotonic()
+            _check(_run_logged(['bash', os.path.join(SCRIPTS, FAULTS.script),
+                                build_dir, images.agent_ramdisk,
+                                images.whole_disk], log_path),
+                   'building the fault images', log_path)
+            _finish_build(FAULTS, build_dir, final)
+            print('built fault images in %.0f s'
+                  % (time.monotonic() - started), file=sys.stderr)
+        _prune(images_dir, {FAULTS: final})
+        paths, checksums = _load(FAULTS, final)
+    result = Images(dict(images.paths, **paths),
+                    dict(images.checksums, **checksums))
+    result.fault_dir = final
+    return result
 
 
 def main(argv=None):

@@ -156,6 +156,26 @@ def qemu_command(spec, boot_device, serial_socket, firmware_socket,
     return cmd
 
 
+def qmp(spec, command, **arguments):
+    """One QMP command to the node's QEMU; its answer.
+
+    For fault injection (``stop``/``cont`` pause and resume the CPUs,
+    ``set_link`` takes the NIC's link down or up); the BMC drives power
+    through the same socket, one short connection per command, so both
+    can use it. Raises OSError when QEMU is not running.
+    """
+    from qemu.qmp import legacy as qmp_legacy
+    mon = qmp_legacy.QEMUMonitorProtocol(spec.qmp_socket)
+    try:
+        mon.connect()
+    except qmp_legacy.QMPError as e:
+        raise OSError('QMP %s: %s' % (command, e))
+    try:
+        return mon.cmd(command, **arguments)
+    finally:
+        mon.close()
+
+
 def kill_recorded_qemu(spec):
     """Kill the QEMU the BMC recorded, if it still runs (cleanup only)."""
     try:

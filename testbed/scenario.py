@@ -27,6 +27,7 @@ Usage::
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import time
 import urllib.request
 
 import testbed
+from testbed import bmc as tb_bmc
 from testbed import httpd
 from testbed import ironic_service
 from testbed import node as tb_node
@@ -113,12 +115,16 @@ class Testbed(object):
     :param ironic_options: more ironic.conf options, {section: {name:
         value}}, over the testbed's own (e.g. fast track, cleaning).
     :param provide_timeout: seconds ``provide`` may take at enrolment.
+    :param extra_image_dirs: more directories whose files Ironic may be
+        given as file:// URLs (e.g. the fault harness's image variants).
     """
 
     def __init__(self, workdir, images, post_delay=0.0, kexec_options=None,
-                 ironic_options=None, provide_timeout=PROVIDE_TIMEOUT):
+                 ironic_options=None, provide_timeout=PROVIDE_TIMEOUT,
+                 extra_image_dirs=()):
         self.workdir = os.path.abspath(workdir)
         self.images = images
+        self.extra_image_dirs = [os.path.abspath(d) for d in extra_image_dirs]
         self.post_delay = post_delay
         self.kexec_options = kexec_options or {}
         self.ironic_options = ironic_options or {}
@@ -150,6 +156,7 @@ class Testbed(object):
         self.instance_port = tb_node.free_port()
         self.bmc_port = tb_node.free_port()
         self.bmc_log = os.path.join(self.workdir, 'bmc.log')
+        self.power_log = os.path.join(self.workdir, 'bmc-power.jsonl')
         self.http_log = os.path.join(self.workdir, 'http.log')
         self.statsd_log = os.path.join(self.workdir, 'statsd.log')
 
@@ -203,7 +210,8 @@ class Testbed(object):
             [top] + [p for p in [env.get('PYTHONPATH')] if p])
         cmd = [sys.executable, '-m', 'testbed.bmc', '--spec', spec_file,
                '--port', str(self.bmc_port), '--log', self.bmc_log,
-               '--username', IPMI_USER, '--password', IPMI_PASSWORD]
+               '--username', IPMI_USER, '--password', IPMI_PASSWORD,
+               '--power-log', self.power_log]
         if self.post_delay:
             cmd += ['--post-delay', str(self.post_delay)]
         with open(os.path.join(self.workdir, 'bmc.out'), 'a') as out:
@@ -242,7 +250,52 @@ class Testbed(object):
                            'partition', 'no_kernel_disk',
                            'instance_kernel', 'instance_ramdisk')
                  if getattr(self.images, a, None)}
-        return sorted(paths)
+        return sorted(paths | set(self.extra_image_dirs))
+
+    # Faults of the testbed's own processes (see testbed.faults).
+    def set_bmc_reachable(self, reachable):
+        """Make the virtual BMC drop IPMI unanswered, or answer again.
+
+        The node runs on either way: only its BMC's network is "gone".
+        """
+        self.bmc_process.send_signal(signal.SIGUSR2 if reachable
+                                     else signal.SIGUSR1)
+
+    def power_events(self, since=None):
+        """What the virtual BMC was asked and did (testbed.bmc's log)."""
+        return tb_bmc.read_power_log(self.power_log, since)
+
+    def kill_ironic(self, sig=signal.SIGKILL):
+        """Signal every Ironic process (API and conductor) at once.
+
+        Ironic is a master process and its workers, in a process group of
+        their own (the testbed starts it in a new session): SIGSTOP
+        freezes them all where they stand, SIGKILL kills them all.
+        """
+        proc = self.ironic.process
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        if sig != signal.SIGKILL:
+            return
+        proc.wait(60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        raise RuntimeError('Ironic workers of process group %d survived '
+                           'SIGKILL' % proc.pid)
+
+    def restart_ironic(self):
+        """Start Ironic again, on the same configuration and database."""
+        self.kill_ironic()
+        self.ironic.start()
 
     # Talking to Ironic.
     def baremetal(self, *args, parse=True, timeout=600):
@@ -403,8 +456,14 @@ class Testbed(object):
 
     def _wait_for_state(self, targets, timeout):
         deadline = time.monotonic() + timeout
+        state = None
         while time.monotonic() < deadline:
-            state = self.api_node()['provision_state']
+            try:
+                state = self.api_node()['provision_state']
+            except OSError:
+                # The API is down while a fault restarts Ironic.
+                time.sleep(1)
+                continue
             if state in targets:
                 return state
             time.sleep(1)
