@@ -29,6 +29,7 @@ from ipa_kexec.bootloader import uki
 from ipa_kexec import budget as budget_mod
 from ipa_kexec import download
 from ipa_kexec import errors
+from ironic_kexec import protocol
 
 # grub aligns each initrd to 4 bytes (ALIGN_UP in loader/linux.c).
 ALIGN = 4
@@ -73,7 +74,8 @@ class _Copier(object):
 def _size(rootfs, path):
     found = rootfs.find_file(path)
     if found is None:
-        raise errors.KexecError('no_kernel', '%s is not in the image' % path)
+        raise errors.KexecError(protocol.REASON_NO_KERNEL,
+                                '%s is not in the image' % path)
     return found.stat.st_size
 
 

@@ -39,6 +39,7 @@ import time
 import testtools
 
 from ipa_kexec import mounts
+from tests.unit.agent import trees
 
 TOOLS = ('sgdisk', 'mkfs.ext4', 'dumpe2fs', 'mkfs.btrfs', 'btrfs',
          'mkfs.vfat', 'losetup', 'partx', 'lsblk', 'blkid', 'mount',
@@ -79,17 +80,6 @@ def sha256(path):
         for block in iter(lambda: f.read(MiB), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_tree(base, files):
-    for path, content in files.items():
-        host = os.path.join(base, path.lstrip('/'))
-        if content is None:
-            os.makedirs(host, exist_ok=True)
-            continue
-        os.makedirs(os.path.dirname(host), exist_ok=True)
-        with open(host, 'w') as f:
-            f.write(content)
 
 
 def mountinfo():
@@ -167,7 +157,7 @@ class TestImageMounts(testtools.TestCase):
             run('mkfs.btrfs', '-q', '-f', device)
         if files is not None and (fstype != 'vfat' or HAS_VFAT):
             with self.writable(device) as target:
-                write_tree(target, files)
+                trees.build(target, files)
 
     def uuid(self, device):
         return run('blkid', '-p', '-s', 'UUID', '-o', 'value',
@@ -185,7 +175,7 @@ class TestImageMounts(testtools.TestCase):
                 path = os.path.join(top, subvol)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 run('btrfs', 'subvolume', 'create', path)
-            write_tree(top, files)
+            trees.build(top, files)
             if default:
                 run('btrfs', 'subvolume', 'set-default',
                     os.path.join(top, default))
@@ -269,9 +259,9 @@ class TestImageMounts(testtools.TestCase):
         (root,) = self.disk([(0, LINUX)])
         self.mkfs('ext4', root)
         with self.writable(root) as target:
-            write_tree(target, self.root_files(''))
+            trees.build(target, self.root_files(''))
             os.sync()
-            write_tree(target, {'/boot/vmlinuz-6': 'kernel'})
+            trees.build(target, {'/boot/vmlinuz-6': 'kernel'})
             fd = os.open(target, os.O_RDONLY)
             try:
                 fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN,
