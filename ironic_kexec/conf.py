@@ -81,7 +81,9 @@ opts = [
                help='Seconds the agent may take to find and load the '
                     'instance kernel (kexec.load) before the conductor '
                     'gives up and falls back to a power cycle (reason '
-                    '"timeout").'),
+                    '"timeout", or "agent_unreachable" when the agent '
+                    'stopped answering). It bounds the whole command: '
+                    'the request, Ironic\'s retries and the polling.'),
     cfg.FloatOpt('load_poll_interval',
                  default=0.2,
                  min=0,

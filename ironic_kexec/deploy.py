@@ -61,25 +61,26 @@ class KexecDeploy(interface.KexecInterfaceMixin, agent.AgentDeploy):
     def tear_down_agent(self, task):
         """Tear down the agent by a kexec into the instance kernel.
 
-        Falls back to the stock tear down (a power off) when kexec is not
-        possible, or fails the deploy in ``required`` mode.
+        Falls back to the stock tear down (a soft power off through the
+        agent) when kexec is not possible, or fails the deploy in
+        ``required`` mode. When the agent may still kexec, or does not
+        answer, the node is powered off through the BMC instead: the stock
+        tear down would race the kexec, or wait minutes for the agent.
 
         :param task: a TaskManager object containing the node
         """
         not_kexec = self._kexec(task)
         if not_kexec is None:
             return None
-        if not not_kexec.executed:
+        if not not_kexec.bmc_only:
             return super().tear_down_agent(task)
-        # The agent was told to kexec and may still do it any moment: a
-        # soft power off through it would race that, the BMC does not.
         try:
             manager_utils.node_power_action(task, states.POWER_OFF)
         except Exception as e:
-            msg = ('Error powering off node %(node)s after a failed kexec. '
-                   '%(cls)s: %(err)s' %
-                   {'node': task.node.uuid, 'cls': e.__class__.__name__,
-                    'err': e})
+            msg = ('Error powering off node %(node)s after a failed kexec '
+                   '(%(reason)s). %(cls)s: %(err)s' %
+                   {'node': task.node.uuid, 'reason': not_kexec.reason,
+                    'cls': e.__class__.__name__, 'err': e})
             agent_base.log_and_raise_deployment_error(task, msg, exc=e)
 
     @METRICS.timer('KexecDeploy.boot_instance')

@@ -13,6 +13,8 @@
 
 """The one way the conductor side says "this deploy does not kexec"."""
 
+from ironic_kexec import protocol
+
 
 class NotKexec(Exception):
     """kexec is not possible, or did not happen; the node is power cycled.
@@ -33,3 +35,14 @@ class NotKexec(Exception):
         self.reason = reason
         self.message = message
         self.executed = executed
+
+    @property
+    def bmc_only(self):
+        """Whether only the BMC may stop the node now, not the agent.
+
+        The agent was told to kexec and may still do it any moment, or it
+        stopped answering: a power off through it would race the kexec, or
+        wait for an agent that is gone.
+        """
+        return (self.executed
+                or self.reason == protocol.REASON_AGENT_UNREACHABLE)

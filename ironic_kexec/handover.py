@@ -82,6 +82,8 @@ def _reason_from_exception(exc):
         return protocol.REASON_PROTOCOL_MISMATCH
     if isinstance(exc, exception.AgentCommandTimeout):
         return protocol.REASON_TIMEOUT
+    if isinstance(exc, exception.AgentConnectionFailed):
+        return protocol.REASON_AGENT_UNREACHABLE
     return protocol.REASON_AGENT_ERROR
 
 

@@ -38,6 +38,7 @@ mode of this deploy, see :meth:`KexecInterfaceMixin.set_kexec_mode`.
 
 import time
 
+from ironic.common import async_steps
 from ironic.common import exception
 from ironic.common import metrics_utils
 from ironic.common import states
@@ -304,6 +305,45 @@ class KexecInterfaceMixin(object):
             agent_base.log_and_raise_deployment_error(task, msg)
         record.fallback(node, attempt, not_kexec.reason, not_kexec.message)
 
+    # A deploy step that found the agent busy.
+
+    def process_next_step(self, task, step_type, **kwargs):
+        """Go on with the deploy at the agent's heartbeat.
+
+        As the stock method, and also re-runs a deploy step that found the
+        agent busy, once the agent is idle: Ironic waits for that step's
+        own agent command to finish, which was refused and never comes,
+        so the node would wait in ``deploy wait`` for as long as the agent
+        heartbeats (a step of the conductor's, such as
+        ``prepare_instance_boot``, or an agent step whose command the agent
+        refused).
+        """
+        if step_type == 'deploy' and self._retry_refused_step(task):
+            return None
+        return super().process_next_step(task, step_type, **kwargs)
+
+    def _retry_refused_step(self, task):
+        node = task.node
+        # False only where Ironic waits to run the current step again:
+        # the agent was busy, or not reachable yet.
+        if node.driver_internal_info.get(
+                async_steps.SKIP_CURRENT_DEPLOY_STEP) is not False:
+            return False
+        commands = agent_client.get_client(task).get_commands_status(node)
+        if all(command.get('command_name') == 'get_deploy_steps'
+               for command in commands):
+            # A fresh agent: the stock method goes on.
+            return False
+        if commands[-1].get('command_status') == 'RUNNING':
+            return False
+        LOG.info('The agent of node %(node)s was busy when the deploy step '
+                 '%(step)s ran and is idle now (last command %(cmd)s): '
+                 'running the step again',
+                 {'node': node.uuid, 'step': node.deploy_step,
+                  'cmd': commands[-1].get('command_name')})
+        manager_utils.notify_conductor_resume_deploy(task)
+        return True
+
     # The verification.
 
     @METRICS.timer('KexecInterfaceMixin.verify_kexec')
@@ -346,6 +386,7 @@ class KexecInterfaceMixin(object):
         Nodes whose instance neither answered nor ran out of time are not
         even locked.
         """
+        self._close_interrupted(manager, context)
         waiting = {}
         for uuid, _driver, _group, info in manager.iter_nodes(
                 fields=['driver_internal_info'],
@@ -382,6 +423,32 @@ class KexecInterfaceMixin(object):
             except (exception.NodeLocked, exception.NodeNotFound):
                 LOG.debug('Node %s is busy or gone, its kexec handoff is '
                           'checked at the next run', uuid)
+
+    def _close_interrupted(self, manager, context):
+        """Close the checks of deploys that ended before them.
+
+        Ironic fails a deploy whose conductor died between the kexec and
+        ``deploy wait``, and an operator may abort a waiting one: the
+        record must then say the check was interrupted, not pending or
+        yet to come.
+        """
+        for uuid, _driver, _group, info in manager.iter_nodes(
+                fields=['driver_internal_info'],
+                filters={'provision_state': states.DEPLOYFAIL,
+                         'reserved': False}):
+            if record.unfinished_check(info) is None:
+                continue
+            try:
+                with task_manager.acquire(
+                        context, uuid,
+                        purpose='kexec handoff record') as task:
+                    if (type(task.driver.deploy) is type(self)
+                            and task.node.provision_state
+                            == states.DEPLOYFAIL):
+                        record.interrupted(task.node)
+            except (exception.NodeLocked, exception.NodeNotFound):
+                LOG.debug('Node %s is busy or gone, its kexec record is '
+                          'closed at the next run', uuid)
 
     def _end_wait(self, task, answered):
         node = task.node

@@ -246,6 +246,7 @@ REASON_DISABLED = 'disabled'
 REASON_NETWORK_ISOLATION = 'network_isolation'
 REASON_AGENT_UNSUPPORTED = 'agent_unsupported'
 REASON_AGENT_ERROR = 'agent_error'
+REASON_AGENT_UNREACHABLE = 'agent_unreachable'
 REASON_TIMEOUT = 'timeout'
 REASON_NO_ROOT = 'no_root'
 REASON_NO_KERNEL = 'no_kernel'
@@ -276,6 +277,8 @@ REASONS = {
         'the agent ramdisk has no kexec extension',
     REASON_AGENT_ERROR:
         'the agent reported an unexpected error',
+    REASON_AGENT_UNREACHABLE:
+        'the agent stopped answering the conductor',
     REASON_TIMEOUT:
         'the agent did not finish the command in time',
     REASON_NO_ROOT:

@@ -45,7 +45,8 @@ The record is ``driver_internal_info['kexec']``, shown by
     executed_at    when the agent went away after kexec.execute (UNIX
                    time).
     verify         after a kexec: status ('pending', 'verified', 'failed',
-                   'unknown': no address known, 'none': verification off),
+                   'unknown': no address known, 'none': verification off,
+                   'interrupted': the deploy ended before the check did),
                    target (e.g. 'tcp:192.0.2.10:22'), source (where the
                    target came from), deadline (UNIX time, while pending).
     recovery       after a failed verification in "auto" mode: the power
@@ -83,6 +84,8 @@ module metrics)::
                                   power-cycled instance answered
     recovery.not_verified         ... it did not answer either
     recovery.failed               ... the power cycle itself failed
+    verify.interrupted            the deploy ended (failed, aborted)
+    recovery.interrupted          before its check of the instance did
     breaker.opened                the node's circuit breaker opened
 
 ``path.*`` counts the decision of each deploy at its handoff, once: a
@@ -120,6 +123,7 @@ VERIFIED = 'verified'
 NOT_VERIFIED = 'failed'
 UNKNOWN = 'unknown'
 OFF = 'none'
+INTERRUPTED = 'interrupted'
 
 _ENTRY_FIELDS = (protocol.FIELD_KERNEL, protocol.FIELD_INITRD,
                  protocol.FIELD_CMDLINE, protocol.FIELD_SOURCE,
@@ -224,6 +228,7 @@ COUNTER_RECOVERED = 'recovery.verified'
 COUNTER_NOT_RECOVERED = 'recovery.not_verified'
 COUNTER_RECOVERY_FAILED = 'recovery.failed'
 COUNTER_BREAKER_OPENED = 'breaker.opened'
+COUNTER_INTERRUPTED = '%s.interrupted'
 # Counted instead of a reason code outside REASONS, so that the set of
 # names stays bounded.
 OTHER_REASON = 'other'
@@ -454,6 +459,51 @@ def recovery_failed(node, message):
     _update(node, **{RECOVERY: check})
     node.save()
     _count(node, COUNTER_RECOVERY_FAILED)
+
+
+def unfinished_check(driver_internal_info):
+    """The check a deploy that ended now will never finish, or None.
+
+    The pending check, or the verification of a kexec that has not
+    started yet (the deploy ended between the kexec and ``verify_kexec``).
+
+    :param driver_internal_info: the node's, as a periodic task reads it
+        from the database without loading the node.
+    """
+    check = pending_check(driver_internal_info)
+    if check is not None:
+        return check[0]
+    rec = (driver_internal_info or {}).get(KEY) or {}
+    if rec.get('path') == PATH_KEXEC and not rec.get(VERIFY):
+        return VERIFY
+    return None
+
+
+def interrupted(node):
+    """Record that the deploy ended before its check did.
+
+    E.g. the conductor died after the kexec and before ``deploy wait``,
+    and Ironic failed the deploy when it came back; or the deploy was
+    aborted while it waited. Nothing awaits the instance's answer any
+    more: the record must not say it does.
+
+    :returns: the phase that was left unfinished, or None.
+    """
+    phase = unfinished_check(node.driver_internal_info)
+    if phase is None:
+        return None
+    value = dict((get(node) or {}).get(phase) or {})
+    value.pop('deadline', None)
+    message = ('the deploy ended (%s) before the instance\'s answer' %
+               node.provision_state)
+    value.update(status=INTERRUPTED, message=message)
+    _update(node, **{phase: value})
+    event = 'kexec handoff %s interrupted: %s' % (phase, message)
+    _history(node, event, 'WARNING')
+    node.save()
+    _log(node, 'WARNING', event)
+    _count(node, COUNTER_INTERRUPTED % phase)
+    return phase
 
 
 def breaker_opened(node, failures, reset_hint):

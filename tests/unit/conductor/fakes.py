@@ -107,6 +107,13 @@ class FakeAgent(object):
         # When each request came, on the monotonic clock: (method, time).
         self.times = []
         self.busy = False
+        # A paused VM or a dead link: requests get no answer until their
+        # timeout (the timeout each request was given is kept).
+        self.silent = False
+        self.silent_after_load = False
+        self.timeouts = []
+        # Status requests that still lose their answer.
+        self.lost_gets = 0
         self._running = None
 
     def mount(self, prefix, adapter):
@@ -116,6 +123,13 @@ class FakeAgent(object):
         return FakeResponse(status, {'faultcode': 'Client',
                                      'faultstring': message})
 
+    def _no_answer(self, timeout):
+        self.timeouts.append(timeout)
+        if self.silent:
+            time.sleep(timeout)
+            raise requests.ReadTimeout('Read timed out. (read timeout=%s)'
+                                       % timeout)
+
     def post(self, url, params=None, data=None, verify=None, timeout=None):
         if not self.answering:
             raise requests.ConnectionError('Connection refused')
@@ -123,6 +137,8 @@ class FakeAgent(object):
         name, params_ = body['name'], body['params']
         self.times.append((name, time.monotonic()))
         self.posts.append((name, params_, (params or {}).get('wait')))
+        # Sent, and lost on the way or never answered.
+        self._no_answer(timeout)
         if self.busy:
             return self._unknown(409, 'Agent is busy: executing command x')
         extension, command = name.split('.', 1)
@@ -143,6 +159,10 @@ class FakeAgent(object):
 
     def get(self, url, params=None, verify=None, timeout=None):
         self.times.append(('GET', time.monotonic()))
+        self._no_answer(timeout)
+        if self.lost_gets > 0:
+            self.lost_gets -= 1
+            raise requests.ConnectionError('Connection reset by peer')
         if self.answers_after_execute is not None and self._executed():
             if self.answers_after_execute <= 0:
                 self.answering = False
@@ -176,6 +196,7 @@ class FakeAgent(object):
         result['command_status'] = 'RUNNING'
         self._running = {'command': result, 'final': final,
                          'polls': self.load_running_polls}
+        self.silent = self.silent or self.silent_after_load
 
     def _kexec_execute(self, result):
         result['command_status'] = self.execute_status

@@ -11,6 +11,7 @@
 # under the License.
 
 import json
+import time
 from unittest import mock
 
 from ironic.common import exception
@@ -58,6 +59,59 @@ class KexecAgentClientTestCase(base.KexecTestCase):
         self.agent.load_running_polls = 10 ** 6
         self.assertRaises(exception.AgentCommandTimeout,
                           self.client.kexec_load, self.node, {}, timeout=0.2)
+
+    def assertWithin(self, seconds, start):
+        self.assertLess(time.monotonic() - start, seconds + 0.5)
+        # No request was given more time than was left.
+        self.assertTrue(all(t is not None and t <= seconds
+                            for t in self.agent.timeouts), self.agent.timeouts)
+
+    def test_load_silent_agent_bounded(self):
+        # A paused VM: Ironic's own client would wait [agent]command_timeout
+        # per request and retry, minutes in all.
+        self.agent.silent = True
+        start = time.monotonic()
+        self.assertRaises(exception.AgentConnectionFailed,
+                          self.client.kexec_load, self.node, {}, timeout=1)
+        self.assertWithin(1, start)
+
+    def test_load_agent_silent_while_loading_bounded(self):
+        self.agent.silent_after_load = True
+        self.agent.load_running_polls = 10 ** 6
+        start = time.monotonic()
+        self.assertRaises(exception.AgentConnectionFailed,
+                          self.client.kexec_load, self.node, {}, timeout=1)
+        self.assertWithin(1, start)
+        self.assertEqual(['kexec.load'], self.agent.command_names())
+
+    def test_load_timeout_from_option(self):
+        self.config(load_timeout=1, group='kexec')
+        self.agent.silent = True
+        start = time.monotonic()
+        self.assertRaises(exception.AgentConnectionFailed,
+                          self.client.kexec_load, self.node, {})
+        self.assertWithin(1, start)
+
+    def test_load_polling_survives_a_lost_answer(self):
+        self.agent.load_running_polls = 2
+        self.agent.lost_gets = 2
+        result = self.client.kexec_load(self.node, {}, timeout=5)
+        self.assertEqual('SUCCEEDED', result['command_status'])
+
+    def test_load_leaves_shared_session_unbounded(self):
+        self.client.kexec_load(self.node, {}, timeout=5)
+        self.assertIs(self.agent, self.client.session)
+        self.client.get_commands_status(self.node)
+        self.assertEqual(60, self.agent.timeouts[-1])
+
+    def test_execute_silent_agent_bounded(self):
+        self.config(command_timeout=1, group='agent')
+        self.agent.silent = True
+        start = time.monotonic()
+        self.assertRaises(exception.AgentConnectionFailed,
+                          self.client.kexec_execute, self.node, 1)
+        self.assertWithin(1, start)
+        self.assertEqual(['kexec.execute'], self.agent.command_names())
 
     def test_execute_not_retried(self):
         self.agent.execute_drops_reply = True

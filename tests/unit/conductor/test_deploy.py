@@ -11,6 +11,7 @@
 # under the License.
 
 import os
+import time
 from unittest import mock
 
 from ironic.common import exception
@@ -246,10 +247,36 @@ class KexecDeployTestCase(base.KexecTestCase):
         self.agent.answering = False
         node = self.create_node()
         rec = self.tear_down_agent(node)
-        self.assertEqual(record.PATH_POWER_CYCLE, rec['path'])
-        self.assertEqual(protocol.REASON_AGENT_ERROR, rec['reason'])
-        # The stock path forces the power off when the agent is silent.
-        self.assertEqual([states.POWER_OFF], self.bmc.actions)
+        self.assertFellBack(node, rec, protocol.REASON_AGENT_UNREACHABLE)
+        # Through the BMC: a soft power off would wait for the agent.
+        self.assertEqual([], self.agent.command_names())
+        self.assertPowerCycled(node, soft=False)
+
+    def test_fallback_agent_silent_bounded_by_load_timeout(self):
+        # A paused VM or a dead link: no answer, not even a refusal.
+        self.config(load_timeout=1, group='kexec')
+        self.agent.silent = True
+        node = self.create_node()
+        start = time.monotonic()
+        rec = self.tear_down_agent(node)
+        self.assertLess(time.monotonic() - start, 2)
+        self.assertFellBack(node, rec, protocol.REASON_AGENT_UNREACHABLE)
+        self.assertLess(rec['timings']['load'], 1.5)
+        self.assertPowerCycled(node, soft=False)
+
+    def test_required_agent_unreachable_fails_deploy(self):
+        self.config(load_timeout=1, group='kexec')
+        self.agent.silent_after_load = True
+        self.agent.load_running_polls = 10 ** 6
+        node = self.create_node(driver_info={'kexec_mode': 'required'})
+        self.assertRaises(exception.InstanceDeployFailure,
+                          self.tear_down_agent, node)
+        node.refresh()
+        self.assertEqual(states.DEPLOYFAIL, node.provision_state)
+        self.assertIn(protocol.REASON_AGENT_UNREACHABLE, node.last_error)
+        rec = node.driver_internal_info[record.KEY]
+        self.assertEqual(record.PATH_FAILED, rec['path'])
+        self.assertEqual(protocol.REASON_AGENT_UNREACHABLE, rec['reason'])
 
     def test_fallback_no_agent_url(self):
         node = self.create_node(driver_internal_info={'agent_url': None})

@@ -62,6 +62,20 @@ class FakeConductor(object):
         yield from self.dbapi.get_nodeinfo_list(columns=columns, **kwargs)
 
 
+def record_resumes(test):
+    """The UUIDs of the deploys resumed during ``test``, as a list.
+
+    Resuming is an RPC to a conductor, which a unit test has not.
+    """
+    resumed = []
+    patcher = mock.patch.object(
+        rpcapi.ConductorAPI, 'continue_node_deploy', autospec=True,
+        side_effect=lambda api, ctx, uuid, topic=None: resumed.append(uuid))
+    patcher.start()
+    test.addCleanup(patcher.stop)
+    return resumed
+
+
 class Instance(object):
     """A deployed instance's port on the loopback: silent until started.
 
@@ -102,13 +116,7 @@ class VerificationTestCase(base.KexecTestCase):
         self.config(verify_probe_timeout=0.5, group='kexec')
         self.instance = Instance()
         self.addCleanup(self.instance.stop)
-        self.resumed = []
-        patcher = mock.patch.object(
-            rpcapi.ConductorAPI, 'continue_node_deploy', autospec=True,
-            side_effect=lambda api, ctx, uuid, topic=None:
-                self.resumed.append(uuid))
-        patcher.start()
-        self.addCleanup(patcher.stop)
+        self.resumed = record_resumes(self)
         self.conductor = FakeConductor(self.dbapi)
 
     def target(self, kind='banner'):
@@ -406,6 +414,87 @@ class VerificationTestCase(base.KexecTestCase):
         self.assertEqual(record.PENDING,
                          self.record_of(node)['verify']['status'])
 
+    # Deploys that ended while they waited.
+
+    def assertInterrupted(self, node, phase):
+        check = self.record_of(node)[phase]
+        self.assertEqual(record.INTERRUPTED, check['status'])
+        self.assertNotIn('deadline', check)
+        self.assertIn(states.DEPLOYFAIL, check['message'])
+        severity, event = self.events(node)[-1]
+        self.assertEqual('WARNING', severity)
+        self.assertIn('%s interrupted' % phase, event)
+        self.assertEqual([], self.resumed)
+        # Once: the next run finds nothing to do on the node.
+        with mock.patch.object(task_manager, 'acquire',
+                               autospec=True) as acquire:
+            self.run_periodic()
+        acquire.assert_not_called()
+
+    def test_conductor_died_before_deploy_wait(self):
+        # The record says "pending", then the conductor dies before the
+        # node reaches "deploy wait"; Ironic fails the deploy when the
+        # conductor comes back.
+        node = self.create_node(driver_info={
+            'ipmi_address': '127.0.0.1',
+            'deploy_kernel': 'http://127.0.0.1/k',
+            'deploy_ramdisk': 'http://127.0.0.1/r',
+            'kexec_verify': self.target()})
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+            self.assertEqual(states.DEPLOYWAIT,
+                             task.driver.deploy.verify_kexec(task))
+            task.process_event('fail')
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)['verify']['status'])
+        self.run_periodic()
+        self.assertInterrupted(node, record.VERIFY)
+        self.assertEqual([], self.bmc.actions)
+
+    def test_conductor_died_before_verify_kexec(self):
+        # Killed between the kexec (tear_down_agent) and verify_kexec.
+        node = self.create_node()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+            task.process_event('fail')
+        self.assertNotIn(record.VERIFY, self.record_of(node))
+        self.run_periodic()
+        self.assertInterrupted(node, record.VERIFY)
+        self.assertEqual(record.PATH_KEXEC, self.record_of(node)['path'])
+
+    def test_failed_power_cycle_fallback_left_alone(self):
+        # A deploy that failed after a fall back has no check to close.
+        self.agent.extensions.discard('kexec')
+        node = self.create_node()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+            task.process_event('fail')
+        before = self.record_of(node)
+        with mock.patch.object(task_manager, 'acquire',
+                               autospec=True) as acquire:
+            self.run_periodic()
+        acquire.assert_not_called()
+        self.assertEqual(before, self.record_of(node))
+
+    def test_failed_during_recovery(self):
+        node, _result = self.kexec_node()
+        self.expire(node)
+        self.run_periodic()
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)[record.RECOVERY]['status'])
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.process_event('fail')
+        self.run_periodic()
+        self.assertInterrupted(node, record.RECOVERY)
+        self.assertEqual(record.NOT_VERIFIED,
+                         self.record_of(node)[record.VERIFY]['status'])
+
+    def test_waiting_nodes_not_interrupted(self):
+        node, _result = self.kexec_node()
+        self.run_periodic()
+        self.assertEqual(record.PENDING,
+                         self.record_of(node)['verify']['status'])
+
     def test_many_nodes_one_probe_round(self):
         # Silent instances cost one probe timeout together, not each.
         silent = []
@@ -429,6 +518,67 @@ class VerificationTestCase(base.KexecTestCase):
         self.assertEqual([], self.resumed)
         node.refresh()
         self.assertEqual(states.DEPLOYWAIT, node.provision_state)
+
+
+class BusyAgentTestCase(base.KexecTestCase):
+    """A deploy step that found the agent busy runs again once it is not.
+
+    Ironic (39.0) marks the step to run again (``AgentInProgress``) and
+    then waits for that step's own agent command, which never comes.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.resumed = record_resumes(self)
+        write_image = {'interface': 'deploy', 'step': 'write_image',
+                       'priority': 80, 'args': {}}
+        self.node = self.create_node(
+            provision_state=states.DEPLOYWAIT,
+            deploy_step={'interface': 'deploy',
+                         'step': 'prepare_instance_boot',
+                         'priority': 60, 'args': {}},
+            driver_internal_info={'skip_current_deploy_step': False})
+        self.agent.commands.extend([
+            {'command_name': 'get_deploy_steps',
+             'command_status': 'SUCCEEDED', 'command_result': {}},
+            {'command_name': 'execute_deploy_step',
+             'command_status': 'SUCCEEDED',
+             'command_result': {'deploy_step': write_image}},
+            {'command_name': 'collect_system_logs',
+             'command_status': 'RUNNING', 'command_result': None}])
+
+    def heartbeat(self, iface=None):
+        """What a heartbeat in "deploy wait" asks of the interface."""
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            (iface or task.driver.deploy).process_next_step(task, 'deploy')
+
+    def test_step_runs_again_once_agent_idle(self):
+        self.heartbeat()
+        self.assertEqual([], self.resumed)
+        self.agent.commands[-1]['command_status'] = 'SUCCEEDED'
+        self.heartbeat()
+        self.assertEqual([self.node.uuid], self.resumed)
+
+    def test_stock_interface_waits_for_ever(self):
+        # What the override is for: stock Ironic never goes on.
+        from ironic.drivers.modules import agent
+
+        self.agent.commands[-1]['command_status'] = 'SUCCEEDED'
+        for _ in range(3):
+            self.heartbeat(agent.AgentDeploy())
+        self.assertEqual([], self.resumed)
+
+    def test_step_not_marked_to_run_again(self):
+        self.node.del_driver_internal_info('skip_current_deploy_step')
+        self.node.save()
+        self.agent.commands[-1]['command_status'] = 'SUCCEEDED'
+        self.heartbeat()
+        self.assertEqual([], self.resumed)
+
+    def test_ramdisk_kexec_too(self):
+        self.agent.commands[-1]['command_status'] = 'SUCCEEDED'
+        self.heartbeat(ramdisk_deploy.RamdiskKexecDeploy())
+        self.assertEqual([self.node.uuid], self.resumed)
 
 
 class DenyListTestCase(base.KexecTestCase):
