@@ -171,6 +171,20 @@ class Run(object):
     def deploy_step(self):
         return (self.node().get('deploy_step') or {}).get('step')
 
+    def db_node_state(self):
+        """The node's provision state in Ironic's database.
+
+        Read from the database, not the API: the API may be stopped.
+        """
+        db = os.path.join(self.tb.ironic.workdir, 'ironic.sqlite')
+        conn = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=10)
+        try:
+            return conn.execute(
+                'SELECT provision_state FROM nodes WHERE uuid = ?',
+                (self.tb.node_uuid,)).fetchone()[0]
+        finally:
+            conn.close()
+
     def agent_commands(self):
         """The agent's commands, asked with the token Ironic gave it.
 
@@ -265,6 +279,24 @@ def _bmc_down_for_fallback(run):
         run.note('image being written: the BMC stops answering')
 
 
+def _bmc_down_after_kexec(run):
+    if run.wait_for(lambda: run.ironic_log_has('with kexec (found by'),
+                    interval=0.2):
+        run.tb.set_bmc_reachable(False)
+        run.note('kexec done: the BMC stops answering')
+
+
+def _check_recovery_failed(run, obs):
+    recovery = (obs['record'] or {}).get('recovery') or {}
+    problems = []
+    if recovery.get('status') != 'failed' or not recovery.get('message'):
+        problems.append('the record\'s recovery is %r, not failed with a '
+                        'message' % recovery)
+    if 'BMC' not in (obs['last_error'] or ''):
+        problems.append('last_error does not say the BMC failed')
+    return problems
+
+
 def _bmc_up(run):
     run.tb.set_bmc_reachable(True)
     run.note('the BMC answers again')
@@ -303,6 +335,41 @@ def _kill_between_load_and_execute(run):
     time.sleep(5)
     tb.restart_ironic()
     run.note('Ironic restarted on the same database')
+
+
+def _kill_after_kexec(run):
+    """Ironic dies after the kexec, before the node reaches wait call-back.
+
+    Stopped at once when it logs the kexec: the steps between the kexec
+    and ``deploy wait`` (boot_instance, verify_kexec) take a fraction of
+    a second, so the node's state is read from the database to see where
+    the stop landed.
+    """
+    tb = run.tb
+    if not run.wait_for(lambda: run.ironic_log_has('with kexec (found by'),
+                        interval=0.02):
+        return
+    tb.kill_ironic(signal.SIGSTOP)
+    try:
+        state = run.db_node_state()
+        run.note('kexec done, Ironic stopped (SIGSTOP) with the node in '
+                 '"%s"; killed (SIGKILL)' % state)
+        if state != 'deploying':
+            run.error = ('the stop came too late: the node was already in '
+                         '"%s"' % state)
+    finally:
+        tb.kill_ironic(signal.SIGKILL)
+    time.sleep(5)
+    tb.restart_ironic()
+    run.note('Ironic restarted on the same database')
+
+
+def _check_verify_interrupted(run, obs):
+    status = ((obs['record'] or {}).get('verify') or {}).get('status')
+    if status != 'interrupted':
+        return ['the record\'s verify status is %r, not interrupted'
+                % status]
+    return []
 
 
 def _kill_during_verification(run):
@@ -365,9 +432,29 @@ def _check_powered_off(run, obs):
     return []
 
 
+def _check_unreachable_bounded(run, obs):
+    """The fall back came within the load timeout, through the BMC."""
+    problems = []
+    rec = obs['record'] or {}
+    load = (rec.get('timings') or {}).get('load')
+    bound = int(KEXEC_OPTIONS['load_timeout']) + 15
+    if load is None or load > bound:
+        problems.append('kexec.load took %s s, more than the load timeout '
+                        'allows (%d s)' % (load, bound))
+    if not obs['power_after_handoff'].startswith('IPMI power off'):
+        problems.append('the node was not powered off through the BMC '
+                        'first: %s' % obs['power_after_handoff'])
+    return problems
+
+
 def _unset_failures(run):
     run.tb.baremetal('node', 'unset', run.tb.node_uuid, '--driver-info',
                      'kexec_failures', parse=False)
+
+
+def _bmc_up_unset_failures(run):
+    _bmc_up(run)
+    _unset_failures(run)
 
 
 HUNG = {'kexec_extra_args': 'init=/bin/false'}
@@ -397,14 +484,16 @@ FAULTS = [
           ('power-cycle',), ('timeout',), agent='agent_load_hang',
           how='agent variant: kexec --load sleeps; [kexec]load_timeout=45'),
     Fault('6', 'agent unreachable during load (link down)',
-          'active via power cycle', 'active', ('power-cycle',),
-          inject=_link_down_during_load, cleanup=_link_up,
-          deploy_timeout=2700,
+          'active via power cycle, agent_unreachable, within the load '
+          'timeout and through the BMC', 'active', ('power-cycle',),
+          ('agent_unreachable',), inject=_link_down_during_load,
+          cleanup=_link_up, check=_check_unreachable_bounded,
           how='QMP set_link n0 off when Ironic sends kexec.load'),
     Fault('6b', 'agent unreachable during load (VM paused)',
-          'active via power cycle', 'active', ('power-cycle',),
-          inject=_pause_during_load, cleanup=_resume,
-          deploy_timeout=2700,
+          'active via power cycle, agent_unreachable, within the load '
+          'timeout and through the BMC', 'active', ('power-cycle',),
+          ('agent_unreachable',), inject=_pause_during_load,
+          cleanup=_resume, check=_check_unreachable_bounded,
           how='QMP stop when Ironic sends kexec.load'),
     Fault('7', 'agent answers execute but never kexecs',
           'active via BMC, execute_failed', 'active', ('power-cycle',),
@@ -423,11 +512,27 @@ FAULTS = [
           ironic_options={'ipmi': {'command_retry_timeout': '15'}},
           how='no-kernel image (fallback); the virtual BMC drops IPMI '
               'from write_image on; [ipmi]command_retry_timeout=15'),
+    Fault('9b', 'kexec\'d kernel hangs and the BMC is unreachable for '
+          'the recovery',
+          'deploy failed, last_error names the failed verification and the '
+          'failed power cycle', 'deploy failed', ('power-cycle',),
+          ('not_verified',), instance_info=HUNG, inject=_bmc_down_after_kexec,
+          check=_check_recovery_failed, cleanup=_bmc_up_unset_failures,
+          ironic_options={'ipmi': {'command_retry_timeout': '15'}},
+          how='fault 8, and the virtual BMC drops IPMI from the kexec on; '
+              '[ipmi]command_retry_timeout=15'),
     Fault('10', 'conductor killed between load and execute, restarted',
           'no node stuck; end state and record true', 'deploy failed',
           inject=_kill_between_load_and_execute,
           how='Ironic SIGSTOPped when it sends kexec.load, SIGKILLed once '
               'the agent loaded, restarted'),
+    Fault('10b', 'conductor killed after the kexec, before the '
+          'verification, restarted',
+          'no node stuck; deploy failed, the record says kexec with its '
+          'verification interrupted', 'deploy failed', ('kexec',),
+          inject=_kill_after_kexec, check=_check_verify_interrupted,
+          how='Ironic SIGSTOPped when it logs the kexec, SIGKILLed if the '
+              'node is still "deploying", restarted'),
     Fault('11', 'conductor killed during verification, restarted',
           'verification finished or recovered', 'active', ('kexec',
                                                            'power-cycle'),
@@ -664,6 +769,11 @@ def disagreements(fault, obs):
     disagree = []
     firmware = obs['firmware_runs_after_handoff']
     answer = obs['instance_answer']
+    for phase in ('verify', 'recovery'):
+        if ((rec.get(phase) or {}).get('status') == 'pending'
+                and obs['state'] in END_STATES):
+            disagree.append('record says %s pending, the deploy ended %s'
+                            % (phase, obs['state']))
     if obs['state'] == 'active':
         if not rec and fault.interface in ('kexec', 'ramdisk-kexec'):
             disagree.append('active, but no kexec record')
@@ -696,7 +806,8 @@ def disagreements(fault, obs):
         elif path == 'failed':
             disagree.append('record says failed, the node is active')
     else:
-        if path == 'kexec':
+        if path == 'kexec' and (rec.get('verify') or {}).get(
+                'status') != 'interrupted':
             disagree.append('record says kexec, the deploy ended %s'
                             % obs['state'])
         if path == 'failed' and reason and reason not in (

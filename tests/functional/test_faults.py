@@ -12,7 +12,7 @@
 
 """A representative subset of the fault matrix (testbed.faults), in CI.
 
-The whole matrix runs with ``tox -e faults`` (about an hour); here three
+The whole matrix runs with ``tox -e faults`` (about an hour); here four
 faults on one testbed, one of each kind of end:
 
 * 13a, ``required`` mode and no kernel to find: the deploy fails, with the
@@ -21,7 +21,10 @@ faults on one testbed, one of each kind of end:
   the BMC power-cycles the node, ``execute_failed``;
 * 11, Ironic is killed while the handoff is being verified and started
   again on the same database: the restarted conductor finishes the
-  verification.
+  verification;
+* 6b, the VM is paused (QMP ``stop``) while the agent loads: the
+  fallback comes within ``[kexec]load_timeout``, through the BMC,
+  ``agent_unreachable``.
 
 Each checks the matrix's own verdict (expected end state, path and reason;
 no node stuck; the record agrees with the BMC's power log, the firmware's
@@ -101,3 +104,11 @@ class FaultMatrixTest(fixtures.TestbedTestCase):
         self.assertEqual('verified', obs['record']['verify']['status'])
         self.assertTrue([n for n in obs['notes'] if 'restarted' in n],
                         obs['notes'])
+
+    def test_fault_6b_vm_paused_during_load(self):
+        obs = self.run_fault('6b')
+        self.assertEqual('agent_unreachable', obs['record']['reason'])
+        self.assertLessEqual(obs['record']['timings']['load'],
+                             int(faults.KEXEC_OPTIONS['load_timeout']) + 15)
+        self.assertTrue(obs['power_after_handoff'].startswith(
+            'IPMI power off'), obs['power_after_handoff'])
