@@ -49,6 +49,18 @@ def load_command(kexec, kernel, initrd, cmdline, method):
     return cmd
 
 
+# How kexec-tools reports (strerror) a kernel that refuses to load an image
+# because it demands signed ones. Seen on Debian 12's 6.1 kernel under
+# OVMF with Secure Boot: kexec_load "Permission denied" (EACCES; IMA's
+# architecture policy, by our reading), kexec_file_load of an unsigned kernel "No data
+# available" (ENODATA) and of one signed by an untrusted key "Required key
+# not available" (ENOKEY). Lockdown itself refuses kexec_load with EPERM;
+# a rejected key (EKEYREJECTED) is the other signature failure.
+_REFUSED_UNSIGNED = ('Operation not permitted', 'Permission denied',
+                     'No data available', 'Required key not available',
+                     'Key was rejected')
+
+
 def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None):
     """Load the instance kernel (kernel and initrd are agent paths).
 
@@ -68,9 +80,7 @@ def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None):
                                 timeout_reason=protocol.REASON_TIMEOUT)
     except (processutils.ProcessExecutionError, OSError) as e:
         stderr = getattr(e, 'stderr', '') or ''
-        refused = ('Operation not permitted' in stderr
-                   or 'Key was rejected' in stderr
-                   or 'Required key not available' in stderr)
+        refused = any(text in stderr for text in _REFUSED_UNSIGNED)
         if lockdown_reason and refused:
             raise errors.KexecError(
                 protocol.REASON_LOCKDOWN,
