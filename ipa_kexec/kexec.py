@@ -51,11 +51,12 @@ def load_command(kexec, kernel, initrd, cmdline, method):
 
 # How kexec-tools reports (strerror) a kernel that refuses to load an image
 # because it demands signed ones. Seen on Debian 12's 6.1 kernel under
-# OVMF with Secure Boot: kexec_load "Permission denied" (EACCES; IMA's
-# architecture policy, by our reading), kexec_file_load of an unsigned kernel "No data
-# available" (ENODATA) and of one signed by an untrusted key "Required key
-# not available" (ENOKEY). Lockdown itself refuses kexec_load with EPERM;
-# a rejected key (EKEYREJECTED) is the other signature failure.
+# OVMF with Secure Boot: kexec_load "Permission denied" (IMA's
+# architecture policy, before lockdown), kexec_file_load of an unsigned
+# kernel "No data available" (ENODATA) and of one signed by an untrusted
+# key "Required key not available" (ENOKEY). Lockdown itself refuses
+# kexec_load with EPERM; a rejected key (EKEYREJECTED) is the other
+# signature failure.
 _REFUSED_UNSIGNED = ('Operation not permitted', 'Permission denied',
                      'No data available', 'Required key not available',
                      'Key was rejected')
