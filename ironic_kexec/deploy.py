@@ -40,6 +40,7 @@ class KexecDeploy(interface.KexecInterfaceMixin, agent.AgentDeploy):
     """The direct deploy, ending with kexec instead of a power cycle."""
 
     decision_step = ('tear_down_agent', 40)
+    interface_name = 'kexec'
 
     @METRICS.timer('KexecDeploy.prepare')
     @task_manager.require_exclusive_lock

@@ -138,6 +138,9 @@ class KexecInterfaceMixin(object):
     # (name, priority) of the deploy step that calls _kexec: the
     # set_kexec_mode step must run before it.
     decision_step = None
+    # The interface's name in setup.cfg: each interface's periodic task
+    # reads, probes and locks its own nodes only.
+    interface_name = None
 
     def get_properties(self):
         props = super().get_properties().copy()
@@ -388,10 +391,12 @@ class KexecInterfaceMixin(object):
         """
         self._close_interrupted(manager, context)
         waiting = {}
-        for uuid, _driver, _group, info in manager.iter_nodes(
-                fields=['driver_internal_info'],
+        for uuid, _driver, _group, info, iface in manager.iter_nodes(
+                fields=['driver_internal_info', 'deploy_interface'],
                 filters={'provision_state': states.DEPLOYWAIT,
                          'reserved': False, 'maintenance': False}):
+            if iface != self.interface_name:
+                continue
             check = record.pending_check(info)
             if check is not None:
                 waiting[uuid] = check
@@ -432,11 +437,12 @@ class KexecInterfaceMixin(object):
         record must then say the check was interrupted, not pending or
         yet to come.
         """
-        for uuid, _driver, _group, info in manager.iter_nodes(
-                fields=['driver_internal_info'],
+        for uuid, _driver, _group, info, iface in manager.iter_nodes(
+                fields=['driver_internal_info', 'deploy_interface'],
                 filters={'provision_state': states.DEPLOYFAIL,
                          'reserved': False}):
-            if record.unfinished_check(info) is None:
+            if (iface != self.interface_name
+                    or record.unfinished_check(info) is None):
                 continue
             try:
                 with task_manager.acquire(

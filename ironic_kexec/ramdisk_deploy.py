@@ -140,6 +140,7 @@ class RamdiskKexecDeploy(interface.KexecInterfaceMixin,
 
     diskless = True
     decision_step = ('deploy', 100)
+    interface_name = 'ramdisk-kexec'
 
     @METRICS.timer('RamdiskKexecDeploy.prepare')
     @task_manager.require_exclusive_lock

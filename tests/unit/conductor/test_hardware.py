@@ -73,6 +73,16 @@ class HardwareTypeTestCase(base.KexecTestCase):
             driver_factory.get_hardware_type('ipmi-kexec'), 'deploy',
             'kexec'), deploy.KexecDeploy)
 
+    def test_interface_names_are_their_entry_points(self):
+        # The periodic task picks its nodes by this name.
+        self.config(enabled_deploy_interfaces=['direct', 'kexec',
+                                               'ramdisk-kexec'])
+        ipmi = driver_factory.get_hardware_type('ipmi-kexec')
+        for cls in (deploy.KexecDeploy,
+                    ramdisk_deploy.RamdiskKexecDeploy):
+            self.assertIsInstance(driver_factory.get_interface(
+                ipmi, 'deploy', cls.interface_name), cls)
+
     def test_kexec_accepted(self):
         for driver in ('ipmi-kexec', 'redfish-kexec'):
             node = self.node(driver=driver, deploy_interface='kexec')

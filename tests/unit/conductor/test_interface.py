@@ -42,6 +42,7 @@ from ironic_kexec import policy
 from ironic_kexec import protocol
 from ironic_kexec import ramdisk_deploy
 from ironic_kexec import record
+from ironic_kexec import verify
 from tests.unit.conductor import base
 from tests.unit.conductor import fakes
 from tests.unit.conductor import test_ramdisk_deploy
@@ -399,7 +400,11 @@ class VerificationTestCase(base.KexecTestCase):
 
         node, _result = self.kexec_node()
         self.instance.start()
-        self.run_periodic(ramdisk_deploy.RamdiskKexecDeploy())
+        # Not even probed: every interface has a periodic task of its own.
+        with mock.patch.object(verify, 'probe_all',
+                               autospec=True) as probe_all:
+            self.run_periodic(ramdisk_deploy.RamdiskKexecDeploy())
+        probe_all.assert_not_called()
         self.assertEqual([], self.resumed)
         self.assertEqual(record.PENDING,
                          self.record_of(node)['verify']['status'])
