@@ -49,6 +49,7 @@ import shutil
 import signal
 import sqlite3
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -702,6 +703,18 @@ def run_fault(tb, fault, images, redeploy=True):
     return obs
 
 
+def tree_commit():
+    """The commit the harness runs, '-dirty' with local changes; or None."""
+    try:
+        out = subprocess.run(
+            ['git', 'describe', '--always', '--dirty', '--abbrev=12'],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def deploy_again(tb, fault):
     """Deploy the node again, without the fault: is it usable?"""
     try:
@@ -978,6 +991,7 @@ def main(argv=None):
     images = load_images(args.images)
     results = []
     started = time.time()
+    commit = tree_commit()
     for number in args.faults:
         fault = BY_NUMBER[number]
         print('=== fault %s: %s' % (number, fault.title), file=sys.stderr)
@@ -996,6 +1010,7 @@ def main(argv=None):
             'faults': args.faults,
             'kexec_options': KEXEC_OPTIONS,
             'agent_ramdisk_sha256': images.checksums['agent_ramdisk'],
+            'commit': commit,
             'minutes': round((time.time() - started) / 60, 1)})
     print(summary)
     print('results: %s' % os.path.join(args.out, 'results.md'))

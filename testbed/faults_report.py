@@ -47,7 +47,8 @@ def merge(parts):
             by_fault[obs['fault']] = obs
     results = sorted(by_fault.values(), key=_order)
     meta = {
-        'parts': [{k: m.get(k) for k in ('started', 'faults', 'minutes')}
+        'parts': [{k: m.get(k) for k in ('started', 'faults', 'minutes',
+                                         'commit')}
                   for m in metas],
         'kexec_options': metas[-1].get('kexec_options') if metas else None,
         'agent_ramdisk_sha256': sorted({m.get('agent_ramdisk_sha256')
