@@ -62,14 +62,12 @@ class TestbedTestCase(testtools.TestCase):
             return
         shutil.rmtree(cls.workdir, ignore_errors=True)
         os.makedirs(cls.workdir)
-        # Imported here: building images needs root, and importing the
-        # module must not, so that discovery works anywhere.
-        from testbed import images
-        cls.images = images.ensure_images()
+        cls.images = cls.build_images()
         cls.testbed = scenario.Testbed(
             cls.workdir, cls.images, kexec_options=cls.kexec_options,
             ironic_options=cls.ironic_options,
-            provide_timeout=cls.provide_timeout)
+            provide_timeout=cls.provide_timeout,
+            extra_image_dirs=cls.extra_image_dirs(cls.images))
         try:
             cls.testbed.start()
             cls.testbed.enrol()
@@ -77,6 +75,19 @@ class TestbedTestCase(testtools.TestCase):
             print(cls.testbed.logs_tail(), file=sys.stderr)
             cls.testbed.stop()
             raise
+
+    @classmethod
+    def build_images(cls):
+        """The images of the class's testbed, built or reused."""
+        # Imported here: building images needs root, and importing the
+        # module must not, so that discovery works anywhere.
+        from testbed import images
+        return images.ensure_images()
+
+    @classmethod
+    def extra_image_dirs(cls, images):
+        """More directories Ironic may take file:// images from."""
+        return ()
 
     @classmethod
     def tearDownClass(cls):

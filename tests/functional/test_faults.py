@@ -33,11 +33,8 @@ log and the instance's answer) and says what differs.
 
 import json
 import os
-import shutil
-import sys
 
 from testbed import faults
-from testbed import scenario
 from tests.functional import fixtures
 
 
@@ -47,29 +44,14 @@ class FaultMatrixTest(fixtures.TestbedTestCase):
     kexec_options = faults.KEXEC_OPTIONS
 
     @classmethod
-    def setUpClass(cls):
-        # As the fixture's, with the fault images (agent and image
-        # variants) built and allowed too.
-        super(fixtures.TestbedTestCase, cls).setUpClass()
-        cls.workdir = os.path.join(fixtures.artifacts_dir(), cls.__name__)
-        cls.testbed = None
-        if os.geteuid() != 0:
-            cls._setup_error = 'the testbed needs root'
-            return
-        shutil.rmtree(cls.workdir, ignore_errors=True)
-        os.makedirs(cls.workdir)
+    def build_images(cls):
+        # The fault images (agent and image variants) too.
         from testbed import images
-        cls.images = images.ensure_fault_images(images.ensure_images())
-        cls.testbed = scenario.Testbed(
-            cls.workdir, cls.images, kexec_options=cls.kexec_options,
-            extra_image_dirs=[cls.images.fault_dir])
-        try:
-            cls.testbed.start()
-            cls.testbed.enrol()
-        except BaseException:
-            print(cls.testbed.logs_tail(), file=sys.stderr)
-            cls.testbed.stop()
-            raise
+        return images.ensure_fault_images(super().build_images())
+
+    @classmethod
+    def extra_image_dirs(cls, images):
+        return [images.fault_dir]
 
     def run_fault(self, number, redeploy=False):
         tb = self.testbed
