@@ -36,7 +36,9 @@ when a deploy template or the deploy request names it) may choose the
 mode of this deploy, see :meth:`KexecInterfaceMixin.set_kexec_mode`.
 """
 
+import queue
 import time
+import types
 
 from ironic.common import async_steps
 from ironic.common import exception
@@ -141,6 +143,10 @@ class KexecInterfaceMixin(object):
     # The interface's name in setup.cfg: each interface's periodic task
     # reads, probes and locks its own nodes only.
     interface_name = None
+    # The failed deploys of this interface whose record was found closed,
+    # {uuid: updated_at}: the periodic task reads each failure's record
+    # once, not at every run. Replaced at each run.
+    _failed_checked = types.MappingProxyType({})
 
     def get_properties(self):
         props = super().get_properties().copy()
@@ -279,10 +285,12 @@ class KexecInterfaceMixin(object):
             policy.check(task, attempt.mode, diskless=self.diskless)
             params = self._kexec_load_params(task, attempt)
             client = agent_client.get_client(task)
+            record.handoff(node, attempt, record.LOAD)
             handover.load(task, client, params, attempt)
             if CONF.agent.deploy_logs_collect == 'always':
                 # Now or never: the agent is about to go away.
                 driver_utils.collect_ramdisk_logs(node)
+            record.handoff(node, attempt, record.EXECUTE)
             handover.execute(task, client, attempt)
         except errors.NotKexec as e:
             self._give_up_kexec(task, attempt, e)
@@ -387,19 +395,15 @@ class KexecInterfaceMixin(object):
         """Probe every waiting instance at once; act on answers and ends.
 
         Nodes whose instance neither answered nor ran out of time are not
-        even locked.
+        even locked. Those that did are handed to up to
+        ``[conductor]periodic_max_workers`` workers, as Ironic's own power
+        state sync does: one after the other, their locks, records and
+        resumes would make the last answer of a large rollout wait for
+        all the others.
         """
-        self._close_interrupted(manager, context)
-        waiting = {}
-        for uuid, _driver, _group, info, iface in manager.iter_nodes(
-                fields=['driver_internal_info', 'deploy_interface'],
-                filters={'provision_state': states.DEPLOYWAIT,
-                         'reserved': False, 'maintenance': False}):
-            if iface != self.interface_name:
-                continue
-            check = record.pending_check(info)
-            if check is not None:
-                waiting[uuid] = check
+        waiting, ended = self._nodes_to_check(manager)
+        if ended:
+            _in_workers(manager, ended, self._close_interrupted, context)
         if not waiting:
             return
         targets = {}
@@ -412,49 +416,97 @@ class KexecInterfaceMixin(object):
             {uuid: t for uuid, t in targets.items() if t is not None},
             CONF.kexec.verify_probe_timeout)
         now = time.time()
-        for uuid, (phase, _target, deadline) in waiting.items():
-            answered = answers.get(uuid, False)
-            if not answered and now < deadline:
-                continue
-            try:
-                with task_manager.acquire(
-                        context, uuid, shared=True,
-                        purpose='kexec handoff verification') as task:
-                    # Each kexec interface checks its own nodes only.
-                    if type(task.driver.deploy) is not type(self):
-                        continue
-                    task.upgrade_lock(purpose='kexec handoff verification')
-                    self._end_wait(task, answered)
-            except (exception.NodeLocked, exception.NodeNotFound):
-                LOG.debug('Node %s is busy or gone, its kexec handoff is '
-                          'checked at the next run', uuid)
+        due = [(uuid, answers.get(uuid, False))
+               for uuid, (_phase, _target, deadline) in waiting.items()
+               if answers.get(uuid, False) or now >= deadline]
+        if due:
+            _in_workers(manager, due, self._end_wait_of, context)
 
-    def _close_interrupted(self, manager, context):
-        """Close the checks of deploys that ended before them.
+    def _nodes_to_check(self, manager):
+        """This interface's nodes the periodic task acts on.
 
-        Ironic fails a deploy whose conductor died between the kexec and
-        ``deploy wait``, and an operator may abort a waiting one: the
-        record must then say the check was interrupted, not pending or
-        yet to come.
+        :returns: ({uuid: pending check} of the nodes waiting in
+            ``verify_kexec``, [uuid] of failed deploys whose record has a
+            check or handoff step left unfinished).
         """
-        for uuid, _driver, _group, info, iface in manager.iter_nodes(
-                fields=['driver_internal_info', 'deploy_interface'],
-                filters={'provision_state': states.DEPLOYFAIL,
+        # Two queries, so that driver_internal_info (the largest column: it
+        # holds the deploy's steps) is read for those nodes only, not for
+        # every node that waits for its agent during a large rollout. A
+        # failed deploy is read once per failure (its updated_at), not at
+        # every run.
+        candidates = []
+        seen_failed = {}
+        for (uuid, _driver, _group, state, maintenance, iface, step,
+             updated) in manager.iter_nodes(
+                fields=['provision_state', 'maintenance', 'deploy_interface',
+                        'deploy_step', 'updated_at'],
+                filters={'provision_state_in': [states.DEPLOYWAIT,
+                                                states.DEPLOYFAIL],
                          'reserved': False}):
-            if (iface != self.interface_name
-                    or record.unfinished_check(info) is None):
+            if iface != self.interface_name:
                 continue
-            try:
-                with task_manager.acquire(
-                        context, uuid,
-                        purpose='kexec handoff record') as task:
-                    if (type(task.driver.deploy) is type(self)
-                            and task.node.provision_state
-                            == states.DEPLOYFAIL):
-                        record.interrupted(task.node)
-            except (exception.NodeLocked, exception.NodeNotFound):
-                LOG.debug('Node %s is busy or gone, its kexec record is '
-                          'closed at the next run', uuid)
+            if state == states.DEPLOYWAIT:
+                if not maintenance and _is_verify_step(step):
+                    candidates.append(uuid)
+                continue
+            seen_failed[uuid] = updated
+            if self._failed_checked.get(uuid) != updated:
+                candidates.append(uuid)
+        # The failed deploys that were redeployed or deleted are forgotten.
+        checked = {uuid: updated
+                   for uuid, updated in self._failed_checked.items()
+                   if seen_failed.get(uuid) == updated}
+        waiting, ended = {}, []
+        if not candidates:
+            self._failed_checked = checked
+            return waiting, ended
+        for uuid, _driver, _group, state, info in manager.iter_nodes(
+                fields=['provision_state', 'driver_internal_info'],
+                filters={'uuid_in': candidates}):
+            if state == states.DEPLOYWAIT:
+                check = record.pending_check(info)
+                if check is not None:
+                    waiting[uuid] = check
+            elif state == states.DEPLOYFAIL:
+                if record.unfinished_check(info) is not None:
+                    ended.append(uuid)
+                elif uuid in seen_failed:
+                    checked[uuid] = seen_failed[uuid]
+        self._failed_checked = checked
+        return waiting, ended
+
+    def _close_interrupted(self, context, uuid):
+        """Close the check or handoff step of a deploy that ended first.
+
+        Ironic fails a deploy whose conductor died during the handoff or
+        between the kexec and ``deploy wait``, and an operator may abort
+        a waiting one: the record must then say the check (or step) was
+        interrupted, not pending or yet to come.
+        """
+        try:
+            with task_manager.acquire(
+                    context, uuid, purpose='kexec handoff record') as task:
+                if (type(task.driver.deploy) is type(self)
+                        and task.node.provision_state == states.DEPLOYFAIL):
+                    record.interrupted(task.node)
+        except (exception.NodeLocked, exception.NodeNotFound):
+            LOG.debug('Node %s is busy or gone, its kexec record is '
+                      'closed at the next run', uuid)
+
+    def _end_wait_of(self, context, item):
+        uuid, answered = item
+        try:
+            with task_manager.acquire(
+                    context, uuid, shared=True,
+                    purpose='kexec handoff verification') as task:
+                # Each kexec interface checks its own nodes only.
+                if type(task.driver.deploy) is not type(self):
+                    return
+                task.upgrade_lock(purpose='kexec handoff verification')
+                self._end_wait(task, answered)
+        except (exception.NodeLocked, exception.NodeNotFound):
+            LOG.debug('Node %s is busy or gone, its kexec handoff is '
+                      'checked at the next run', uuid)
 
     def _end_wait(self, task, answered):
         node = task.node
@@ -502,6 +554,48 @@ class KexecInterfaceMixin(object):
                       'cls': e.__class__.__name__, 'err': e})
             record.recovery_failed(node, msg)
             manager_utils.deploying_error_handler(task, msg)
+
+
+def _is_verify_step(step):
+    return ((step or {}).get('interface') == 'deploy'
+            and (step or {}).get('step') == 'verify_kexec')
+
+
+def _in_workers(manager, items, func, context):
+    """Run ``func(context, item)`` for each item, in parallel.
+
+    The periodic task's own thread and up to
+    ``[conductor]periodic_max_workers - 1`` workers of the conductor take
+    the items from one queue, as Ironic's power state sync does; when the
+    pool is full, the periodic task's thread does it all. Waits for all.
+    """
+    items_queue = queue.Queue()
+    for item in items:
+        items_queue.put(item)
+
+    def drain():
+        while True:
+            try:
+                item = items_queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                func(context, item)
+            except Exception:
+                # One node's trouble must not leave the others unchecked.
+                LOG.exception('Checking the kexec handoff of %s failed',
+                              item)
+
+    futures = []
+    for _i in range(min(CONF.conductor.periodic_max_workers,
+                        len(items)) - 1):
+        try:
+            futures.append(manager._spawn_worker(drain))
+        except exception.NoFreeConductorWorker:
+            break
+    drain()
+    for future in futures:
+        future.result()
 
 
 def _power_off_quietly(task):

@@ -21,7 +21,14 @@ The record is ``driver_internal_info['kexec']``, shown by
                    (instead of a kexec, or after one that was not
                    verified);
                    'failed': mode "required" and kexec was not possible
-                   or not verified, the deploy failed.
+                   or not verified, the deploy failed;
+                   'handoff': the handoff is under way, at ``step``
+                   (transient: the conductor writes it before it asks
+                   the agent, so that one that dies meanwhile leaves a
+                   true record).
+    step           only on the 'handoff' path: 'load' (kexec.load is
+                   asked or running; nothing was booted) or 'execute'
+                   (kexec.execute is sent: the instance kernel may run).
     reason         None on the kexec path, otherwise a reason code of
                    ironic_kexec.protocol.REASONS.
     message        one line for the operator.
@@ -52,6 +59,9 @@ The record is ``driver_internal_info['kexec']``, shown by
     recovery       after a failed verification in "auto" mode: the power
                    cycle through the BMC, with status, target, deadline
                    as for verify.
+    load, execute  on the 'handoff' path of a deploy that ended during
+                   that step (its conductor died): status 'interrupted'
+                   and a message.
 
 Each decision is also a node history event (event type "deploying", as
 Ironic's own deploy events): INFO for kexec, a verified handoff, or when
@@ -86,6 +96,9 @@ module metrics)::
     recovery.failed               ... the power cycle itself failed
     verify.interrupted            the deploy ended (failed, aborted)
     recovery.interrupted          before its check of the instance did
+    load.interrupted              the deploy ended during kexec.load
+    execute.interrupted           ... after kexec.execute was sent, before
+                                  the agent was seen to go
     breaker.opened                the node's circuit breaker opened
 
 ``path.*`` counts the decision of each deploy at its handoff, once: a
@@ -115,6 +128,22 @@ KEY = 'kexec'
 PATH_KEXEC = 'kexec'
 PATH_POWER_CYCLE = 'power-cycle'
 PATH_FAILED = 'failed'
+PATH_HANDOFF = 'handoff'
+
+# The steps of the handoff path.
+LOAD = 'load'
+EXECUTE = 'execute'
+_STEP_MESSAGES = {
+    LOAD: 'asking the agent to load the instance kernel (kexec.load)',
+    EXECUTE: 'kexec.execute sent, waiting for the agent to go away',
+}
+_INTERRUPTED_MESSAGES = {
+    LOAD: 'the deploy ended (%s) during kexec.load: the agent was not '
+          'told to kexec, nothing was booted',
+    EXECUTE: 'the deploy ended (%s) after kexec.execute was sent, before '
+             'the agent was seen to go: the instance kernel may be '
+             'running',
+}
 
 VERIFY = 'verify'
 RECOVERY = 'recovery'
@@ -273,6 +302,19 @@ def _store(node, path, attempt, reason, message, **more):
         value['agent_protocol_version'] = attempt.agent_protocol_version
     value.update(more)
     node.set_driver_internal_info(KEY, value)
+
+
+def handoff(node, attempt, step):
+    """Record that the handoff's ``step`` (LOAD, EXECUTE) is under way.
+
+    Saved before the agent is asked: a conductor that dies in the middle
+    leaves a record of how far it got, which the periodic task marks
+    interrupted once Ironic has failed the deploy (see
+    :func:`unfinished_check`).
+    """
+    _store(node, PATH_HANDOFF, attempt, None, _STEP_MESSAGES[step],
+           step=step)
+    node.save()
 
 
 def kexec(node, attempt):
@@ -464,8 +506,9 @@ def recovery_failed(node, message):
 def unfinished_check(driver_internal_info):
     """The check a deploy that ended now will never finish, or None.
 
-    The pending check, or the verification of a kexec that has not
-    started yet (the deploy ended between the kexec and ``verify_kexec``).
+    The pending check, the verification of a kexec that has not started
+    yet (the deploy ended between the kexec and ``verify_kexec``), or the
+    handoff step the deploy ended in (LOAD or EXECUTE).
 
     :param driver_internal_info: the node's, as a periodic task reads it
         from the database without loading the node.
@@ -476,15 +519,20 @@ def unfinished_check(driver_internal_info):
     rec = (driver_internal_info or {}).get(KEY) or {}
     if rec.get('path') == PATH_KEXEC and not rec.get(VERIFY):
         return VERIFY
+    step = rec.get('step')
+    if (rec.get('path') == PATH_HANDOFF and step in _STEP_MESSAGES
+            and not rec.get(step)):
+        return step
     return None
 
 
 def interrupted(node):
-    """Record that the deploy ended before its check did.
+    """Record that the deploy ended before its check or handoff step did.
 
     E.g. the conductor died after the kexec and before ``deploy wait``,
-    and Ironic failed the deploy when it came back; or the deploy was
-    aborted while it waited. Nothing awaits the instance's answer any
+    or during the handoff, and Ironic failed the deploy when it (or
+    another conductor) took the node over; or the deploy was aborted
+    while it waited. Nothing awaits the instance's answer any
     more: the record must not say it does.
 
     :returns: the phase that was left unfinished, or None.
@@ -494,8 +542,9 @@ def interrupted(node):
         return None
     value = dict((get(node) or {}).get(phase) or {})
     value.pop('deadline', None)
-    message = ('the deploy ended (%s) before the instance\'s answer' %
-               node.provision_state)
+    message = (_INTERRUPTED_MESSAGES.get(
+        phase, 'the deploy ended (%s) before the instance\'s answer') %
+        node.provision_state)
     value.update(status=INTERRUPTED, message=message)
     _update(node, **{phase: value})
     event = 'kexec handoff %s interrupted: %s' % (phase, message)

@@ -365,6 +365,67 @@ def _kill_after_kexec(run):
     run.note('Ironic restarted on the same database')
 
 
+def _kill_after_execute(run):
+    """Ironic dies after kexec.execute reached the agent.
+
+    Stopped once the agent lists the command (it kexecs after its
+    [kexec]execute_delay whatever the conductor does), before the
+    conductor sees the agent go; killed, restarted.
+    """
+    tb = run.tb
+
+    def executed():
+        try:
+            return any(c.get('command_name') == 'execute'
+                       for c in run.agent_commands())
+        except Exception:
+            return False
+
+    if not run.wait_for(lambda: run.ironic_log_has(
+            'Executing agent command kexec.execute'), interval=0.02):
+        return
+    if not run.wait_for(executed, timeout=30, interval=0.05):
+        run.error = 'the agent never listed kexec.execute'
+        return
+    tb.kill_ironic(signal.SIGSTOP)
+    try:
+        run.note('the agent has kexec.execute: Ironic stopped (SIGSTOP) '
+                 'with the node in "%s"; killed (SIGKILL)'
+                 % run.db_node_state())
+    finally:
+        tb.kill_ironic(signal.SIGKILL)
+    time.sleep(5)
+    tb.restart_ironic()
+    run.note('Ironic restarted on the same database')
+
+
+def _check_step_interrupted(step):
+    """A check: the record is on the handoff path, ``step`` interrupted."""
+    def check(run, obs):
+        def closed():
+            rec = (run.node().get('driver_internal_info') or {}).get(
+                'kexec') or {}
+            return (rec.get(step) or {}).get('status') == 'interrupted'
+
+        # The periodic task closes the step after Ironic failed the
+        # deploy, within [kexec]verify_interval.
+        run.wait_for(closed, timeout=30, interval=2)
+        rec = (run.node().get('driver_internal_info') or {}).get(
+            'kexec') or {}
+        obs['record'] = rec
+        problems = []
+        if rec.get('path') != 'handoff' or rec.get('step') != step:
+            problems.append('the record says %r at step %r, not the handoff '
+                            'at %s' % (rec.get('path'), rec.get('step'),
+                                       step))
+        status = (rec.get(step) or {}).get('status')
+        if status != 'interrupted':
+            problems.append('the record\'s %s status is %r, not '
+                            'interrupted' % (step, status))
+        return problems
+    return check
+
+
 def _check_verify_interrupted(run, obs):
     status = ((obs['record'] or {}).get('verify') or {}).get('status')
     if status != 'interrupted':
@@ -523,10 +584,20 @@ FAULTS = [
           how='fault 8, and the virtual BMC drops IPMI from the kexec on; '
               '[ipmi]command_retry_timeout=15'),
     Fault('10', 'conductor killed between load and execute, restarted',
-          'no node stuck; end state and record true', 'deploy failed',
+          'no node stuck; deploy failed, the record says the handoff was '
+          'interrupted at kexec.load', 'deploy failed', ('handoff',),
           inject=_kill_between_load_and_execute,
+          check=_check_step_interrupted('load'),
           how='Ironic SIGSTOPped when it sends kexec.load, SIGKILLed once '
               'the agent loaded, restarted'),
+    Fault('10c', 'conductor killed after kexec.execute reached the agent, '
+          'restarted',
+          'no node stuck; deploy failed, the record says the handoff was '
+          'interrupted after kexec.execute (the instance may run)',
+          'deploy failed', ('handoff',), inject=_kill_after_execute,
+          check=_check_step_interrupted('execute'),
+          how='Ironic SIGSTOPped once the agent lists kexec.execute, '
+              'SIGKILLed, restarted'),
     Fault('10b', 'conductor killed after the kexec, before the '
           'verification, restarted',
           'no node stuck; deploy failed, the record says kexec with its '
@@ -787,6 +858,11 @@ def disagreements(fault, obs):
                 and obs['state'] in END_STATES):
             disagree.append('record says %s pending, the deploy ended %s'
                             % (phase, obs['state']))
+    step = rec.get('step')
+    if (path == 'handoff' and obs['state'] in END_STATES
+            and (rec.get(step) or {}).get('status') != 'interrupted'):
+        disagree.append('record says the handoff is at %s, the deploy ended '
+                        '%s' % (step, obs['state']))
     if obs['state'] == 'active':
         if not rec and fault.interface in ('kexec', 'ramdisk-kexec'):
             disagree.append('active, but no kexec record')

@@ -46,13 +46,20 @@ def merge(parts):
         for obs in data.get('results') or ():
             by_fault[obs['fault']] = obs
     results = sorted(by_fault.values(), key=_order)
+    runs = []
+    ramdisks = []
+    for m in metas:
+        sha = m.get('agent_ramdisk_sha256')
+        ramdisks.extend(sha if isinstance(sha, list) else [sha] if sha
+                        else [])
+        # A merged report keeps the parts it was merged from.
+        runs.extend(m['parts'] if 'parts' in m else [
+            {k: m.get(k) for k in ('started', 'faults', 'minutes',
+                                   'commit')}])
     meta = {
-        'parts': [{k: m.get(k) for k in ('started', 'faults', 'minutes',
-                                         'commit')}
-                  for m in metas],
+        'parts': runs,
         'kexec_options': metas[-1].get('kexec_options') if metas else None,
-        'agent_ramdisk_sha256': sorted({m.get('agent_ramdisk_sha256')
-                                        for m in metas} - {None}),
+        'agent_ramdisk_sha256': sorted(set(ramdisks)),
     }
     return results, meta
 

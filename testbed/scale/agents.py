@@ -420,7 +420,7 @@ async def get_deploy_steps(agent, node=None, ports=None):
 async def execute_deploy_step(agent, step, node=None, ports=None,
                               deploy_version=None, **kwargs):
     if step.get('step') == 'write_image':
-        await asyncio.sleep(agent.sim.write_time)
+        await asyncio.sleep(agent.sim.write_time_of(agent.machine))
         agent.machine.written = True
     return {'deploy_result': None, 'deploy_step': step}
 
@@ -476,7 +476,8 @@ async def kexec_execute(agent, delay=0.2):
     if not agent.loaded:
         raise _kexec_error(protocol.REASON_NOT_LOADED,
                            'no instance kernel is loaded')
-    agent.sim.loop.call_later(float(delay) + 0.05, agent.machine.kexec)
+    agent.sim.loop.call_later(float(delay) + agent.sim.execute_time,
+                              agent.machine.kexec)
     return {protocol.FIELD_DELAY: delay}
 
 
@@ -662,7 +663,7 @@ class Simulation(object):
 
     def __init__(self, specs, api_port, bmc_control_port, agent_boot=3.0,
                  boot_time=5.0, write_time=5.0, load_time=0.5,
-                 power_off_time=1.0):
+                 power_off_time=1.0, execute_time=0.05, write_spread=0.0):
         self.loop = asyncio.get_event_loop()
         self.api_port = api_port
         self.bmc_control_port = bmc_control_port
@@ -670,6 +671,12 @@ class Simulation(object):
         self.boot_time = boot_time
         self.write_time = write_time
         self.load_time = load_time
+        # From the end of kexec.execute's delay to the kexec: the agent
+        # still answers meanwhile, as during a slow purgatory.
+        self.execute_time = execute_time
+        # Image writes end spread over this many seconds, node by node, so
+        # that the nodes are not all in the same step at once.
+        self.write_spread = write_spread
         self.power_off_time = power_off_time
         self.handlers = HANDLERS
         self.machines = [Machine(self, spec) for spec in specs]
@@ -677,6 +684,11 @@ class Simulation(object):
         self.api_latency = []
         self._bmc_out = None
         self.cert_dir = None
+
+    def write_time_of(self, machine):
+        """Seconds ``machine``'s agent takes to write the image."""
+        count = max(1, len(self.machines))
+        return self.write_time + self.write_spread * machine.index / count
 
     async def api(self, method, path, machine, what, body=None,
                   version=None):
@@ -745,6 +757,8 @@ def main(argv=None):
     parser.add_argument('--boot-time', type=float, default=5.0)
     parser.add_argument('--write-time', type=float, default=5.0)
     parser.add_argument('--load-time', type=float, default=0.5)
+    parser.add_argument('--execute-time', type=float, default=0.05)
+    parser.add_argument('--write-spread', type=float, default=0.0)
     args = parser.parse_args(argv)
     with open(args.nodes) as f:
         specs = json.load(f)
@@ -752,7 +766,9 @@ def main(argv=None):
     asyncio.set_event_loop(loop)
     sim = Simulation(specs, args.api_port, args.bmc_control_port,
                      agent_boot=args.agent_boot, boot_time=args.boot_time,
-                     write_time=args.write_time, load_time=args.load_time)
+                     write_time=args.write_time, load_time=args.load_time,
+                     execute_time=args.execute_time,
+                     write_spread=args.write_spread)
     import socket
     sim.cert_dir = os.path.join(os.path.dirname(os.path.abspath(
         args.stats)), 'certs')

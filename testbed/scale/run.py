@@ -59,6 +59,8 @@ from testbed.scale import report
 API_HEADERS = {'X-OpenStack-Ironic-API-Version': 'latest',
                'Content-Type': 'application/json'}
 FINAL = ('active', 'deploy failed')
+# The plugin's default [kexec]verify_interval, which the harness keeps.
+VERIFY_INTERVAL = 5
 
 
 class Api(object):
@@ -289,9 +291,13 @@ def deploy(api, spec, rejections):
 class Sampler(threading.Thread):
     """CPU, threads, node states every ``interval`` seconds."""
 
-    def __init__(self, api, cluster, interval=2.0):
+    def __init__(self, api, cluster, interval=2.0, records=False):
         super().__init__(daemon=True)
         self.api = api
+        # The kexec records too (failover: where each handoff is).
+        self.fields = ('uuid,name,provision_state,deploy_interface,'
+                       'deploy_step,reservation'
+                       + (',driver_internal_info' if records else ''))
         self.cluster = cluster
         self.interval = interval
         self.samples = []
@@ -304,9 +310,7 @@ class Sampler(threading.Thread):
         start = time.monotonic()
         while not self.stopped.is_set():
             status, result = self.api.call(
-                'GET', '/v1/nodes?fields=uuid,name,'
-                'provision_state,deploy_interface,deploy_step,reservation'
-                '&limit=1000')
+                'GET', '/v1/nodes?fields=%s&limit=1000' % self.fields)
             states = {}
             if status == 200:
                 now = time.monotonic()
@@ -369,7 +373,9 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
               'simulation': {'agent_boot': args.agent_boot,
                              'boot_time': args.boot_time,
                              'write_time': args.write_time,
-                             'load_time': args.load_time}}
+                             'load_time': args.load_time,
+                             'execute_time': args.execute_time,
+                             'write_spread': args.write_spread}}
     try:
         db.start()
         cluster.start()
@@ -392,7 +398,9 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
              '--agent-boot', str(args.agent_boot),
              '--boot-time', str(args.boot_time),
              '--write-time', str(args.write_time),
-             '--load-time', str(args.load_time)],
+             '--load-time', str(args.load_time),
+             '--execute-time', str(args.execute_time),
+             '--write-spread', str(args.write_spread)],
             os.path.join(workdir, 'agents.log'))
         time.sleep(2)
         api = Api(cluster.url)
@@ -407,7 +415,7 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
         db.reset_statements()
         db_before = db.counters()
         cpu_before = cpu_snapshot(cluster, db, procs)
-        sampler = Sampler(api, cluster)
+        sampler = Sampler(api, cluster, records=failover)
         rejections = []
         start = time.monotonic()
         sampler.start()
@@ -489,6 +497,10 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
             [s['states'].get('deploying', 0) for s in sampler.samples]
             or [None])
 
+        if killed:
+            # A failed deploy's unfinished step is closed by the periodic
+            # task of the conductor that took the node over.
+            time.sleep(3 * VERIFY_INTERVAL)
         # Per node: its end state and record.
         _stop(procs.pop('agents'), 30)
         with open(os.path.join(workdir, 'agents.json')) as f:
@@ -540,24 +552,32 @@ def _short_record(rec):
         return None
     out = {k: rec.get(k) for k in ('path', 'reason', 'message')}
     out['verify'] = (rec.get('verify') or {}).get('status')
+    if rec.get('path') == 'handoff':
+        out['step'] = rec.get('step')
+        out['step_status'] = (rec.get(rec.get('step')) or {}).get('status')
     out['timings'] = rec.get('timings')
     return out
 
 
 def _phases(nodes, host):
-    phases = {'load_execute': [], 'verification': [], 'waiting_agent': []}
+    phases = {'load': [], 'execute': [], 'verification': [],
+              'waiting_agent': []}
     # 'conductor' cannot be listed (Ironic 39 answers 500 for
     # fields=conductor on /v1/nodes): the reservation (the conductor's
-    # [DEFAULT]host) tells who holds a node in load/execute;
-    # verification is counted for both conductors.
+    # [DEFAULT]host) tells who holds a node in load/execute, the
+    # record's handoff step which of the two; verification is counted
+    # for both conductors.
     for uuid, node in nodes.items():
         if node['deploy_interface'] != 'kexec':
             continue
         step = (node.get('deploy_step') or {}).get('step')
+        rec = (node.get('driver_internal_info') or {}).get('kexec') or {}
         if (node['provision_state'] == 'deploying'
                 and step == 'tear_down_agent'
-                and node.get('reservation') == host):
-            phases['load_execute'].append(node['name'])
+                and node.get('reservation') == host
+                and rec.get('path') == 'handoff'
+                and rec.get('step') in ('load', 'execute')):
+            phases[rec['step']].append(node['name'])
         elif node['provision_state'] == 'wait call-back':
             if step == 'verify_kexec':
                 phases['verification'].append(node['name'])
@@ -568,7 +588,7 @@ def _phases(nodes, host):
 
 def _kill_moment(nodes, host):
     phases = _phases(nodes, host)
-    return bool(phases['load_execute']) and bool(phases['verification'])
+    return all(phases[p] for p in ('load', 'execute', 'verification'))
 
 
 def _kill(cluster, nodes, start):
@@ -606,6 +626,12 @@ def main(argv=None):
                         help='seconds the agent takes to write the image')
     parser.add_argument('--load-time', type=float, default=0.5,
                         help='seconds the agent takes for kexec.load')
+    parser.add_argument('--execute-time', type=float, default=0.05,
+                        help='seconds the agent still answers after '
+                             'kexec.execute\'s delay, before it kexecs')
+    parser.add_argument('--write-spread', type=float, default=0.0,
+                        help='node i writes its image in write-time + '
+                             'write-spread * i / nodes seconds')
     parser.add_argument('--heartbeat-interval', type=int, default=10,
                         help='[conductor]heartbeat_interval')
     parser.add_argument('--heartbeat-timeout', type=int, default=60,

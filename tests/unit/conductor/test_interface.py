@@ -25,6 +25,7 @@ import time
 from unittest import mock
 
 import fixtures
+import futurist
 from ironic.common import exception
 from ironic.common import image_service
 from ironic.common import states
@@ -38,6 +39,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 from oslo_utils import uuidutils
 
 from ironic_kexec import deploy
+from ironic_kexec import interface
 from ironic_kexec import policy
 from ironic_kexec import protocol
 from ironic_kexec import ramdisk_deploy
@@ -46,6 +48,10 @@ from ironic_kexec import verify
 from tests.unit.conductor import base
 from tests.unit.conductor import fakes
 from tests.unit.conductor import test_ramdisk_deploy
+
+
+class ConductorDied(BaseException):
+    """The conductor's process ends here, as a SIGKILL ends it."""
 
 
 class FakeConductor(object):
@@ -57,10 +63,34 @@ class FakeConductor(object):
 
     def __init__(self, dbapi):
         self.dbapi = dbapi
+        self.queries = []
+        self.spawned = 0
+        self.free_workers = 100
 
     def iter_nodes(self, fields=None, **kwargs):
+        self.queries.append((fields, kwargs))
         columns = ['uuid', 'driver', 'conductor_group'] + list(fields or ())
         yield from self.dbapi.get_nodeinfo_list(columns=columns, **kwargs)
+
+    def _spawn_worker(self, func, *args, **kwargs):
+        # The conductor's worker pool, run in line: the unit test's
+        # database is not shared between threads.
+        if self.spawned >= self.free_workers:
+            raise exception.NoFreeConductorWorker()
+        self.spawned += 1
+        return futurist.SynchronousExecutor().submit(func, *args, **kwargs)
+
+
+def run_verify_step(task):
+    """``verify_kexec`` as the conductor runs a deploy step; its result."""
+    task.node.deploy_step = {'interface': 'deploy', 'step': 'verify_kexec',
+                             'priority': interface.VERIFY_PRIORITY,
+                             'argsinfo': None}
+    result = task.driver.deploy.verify_kexec(task)
+    if result == states.DEPLOYWAIT:
+        # What the conductor does with a step's "deploy wait".
+        task.process_event('wait')
+    return result
 
 
 def record_resumes(test):
@@ -133,10 +163,7 @@ class VerificationTestCase(base.KexecTestCase):
         node = self.create_node(driver_info=driver_info, **kwargs)
         with task_manager.acquire(self.context, node.uuid) as task:
             task.driver.deploy.tear_down_agent(task)
-            result = task.driver.deploy.verify_kexec(task)
-            if result == states.DEPLOYWAIT:
-                # What the conductor does with a step's "deploy wait".
-                task.process_event('wait')
+            result = run_verify_step(task)
         node.refresh()
         return node, result
 
@@ -467,6 +494,159 @@ class VerificationTestCase(base.KexecTestCase):
         self.assertInterrupted(node, record.VERIFY)
         self.assertEqual(record.PATH_KEXEC, self.record_of(node)['path'])
 
+    def conductor_dies_at(self, command):
+        """Deploy a node whose conductor dies when it sends ``command``.
+
+        The conductor's process ends there (a BaseException escapes the
+        plugin's error handling as a kill ends everything); the agent got
+        the command. Then Ironic fails the deploy, as the conductor that
+        takes the node over does.
+        """
+        node = self.create_node()
+        handler_name = '_kexec_%s' % command
+        handler = getattr(self.agent, handler_name)
+
+        def die(result):
+            handler(result)
+            raise ConductorDied()
+
+        setattr(self.agent, handler_name, die)
+        with task_manager.acquire(self.context, node.uuid) as task:
+            self.assertRaises(ConductorDied,
+                              task.driver.deploy.tear_down_agent, task)
+        node.refresh()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.process_event('fail')
+        return node
+
+    def test_conductor_died_during_load(self):
+        node = self.conductor_dies_at(protocol.LOAD)
+        rec = self.record_of(node)
+        self.assertEqual((record.PATH_HANDOFF, record.LOAD),
+                         (rec['path'], rec['step']))
+        self.run_periodic()
+        self.assertInterrupted(node, record.LOAD)
+        self.assertIn('nothing was booted',
+                      self.record_of(node)[record.LOAD]['message'])
+        self.assertEqual([], self.bmc.actions)
+
+    def test_conductor_died_during_execute(self):
+        node = self.conductor_dies_at(protocol.EXECUTE)
+        rec = self.record_of(node)
+        self.assertEqual((record.PATH_HANDOFF, record.EXECUTE),
+                         (rec['path'], rec['step']))
+        # What was loaded is on the record: what the instance may run.
+        self.assertEqual(fakes.load_result()[protocol.FIELD_KERNEL],
+                         rec['entry'][protocol.FIELD_KERNEL])
+        self.run_periodic()
+        self.assertInterrupted(node, record.EXECUTE)
+        self.assertIn('may be running',
+                      self.record_of(node)[record.EXECUTE]['message'])
+
+    def test_handoff_step_saved_before_the_agent_is_asked(self):
+        node = self.create_node()
+        seen = {}
+        for command in (protocol.LOAD, protocol.EXECUTE):
+            name = '_kexec_%s' % command
+
+            def snapshot(result, command=command,
+                         handler=getattr(self.agent, name)):
+                saved = objects.Node.get_by_uuid(self.context, node.uuid)
+                rec = saved.driver_internal_info.get(record.KEY) or {}
+                seen[command] = (rec.get('path'), rec.get('step'))
+                handler(result)
+
+            setattr(self.agent, name, snapshot)
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+        self.assertEqual(
+            {protocol.LOAD: (record.PATH_HANDOFF, record.LOAD),
+             protocol.EXECUTE: (record.PATH_HANDOFF, record.EXECUTE)}, seen)
+        rec = self.record_of(node)
+        self.assertEqual(record.PATH_KEXEC, rec['path'])
+        self.assertNotIn('step', rec)
+
+    def test_failed_deploy_read_once(self):
+        # A failed deploy with nothing to close is read once per failure,
+        # not at every run; a new failure is read again.
+        self.agent.extensions.discard('kexec')
+        node = self.create_node()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down_agent(task)
+            task.process_event('fail')
+        iface = deploy.KexecDeploy()
+        self.run_periodic(iface)
+        self.assertEqual(2, len(self.conductor.queries))
+        self.run_periodic(iface)
+        self.assertEqual(3, len(self.conductor.queries))
+        node.refresh()
+        node.last_error = 'failed again'
+        node.save()
+        self.run_periodic(iface)
+        self.assertEqual(5, len(self.conductor.queries))
+
+    def test_only_verify_step_nodes_read(self):
+        # Nodes waiting for their agent are not read in full.
+        self.create_node(
+            uuid=uuidutils.generate_uuid(), name='waits-for-agent',
+            provision_state=states.DEPLOYWAIT,
+            deploy_step={'interface': 'deploy', 'step': 'write_image',
+                         'priority': 80, 'args': {}})
+        self.run_periodic()
+        self.assertEqual(1, len(self.conductor.queries))
+        self.assertNotIn('driver_internal_info',
+                         self.conductor.queries[0][0])
+
+    def waiting_node(self):
+        """A node that waits in verify_kexec for self.instance."""
+        return self.create_node(
+            uuid=uuidutils.generate_uuid(), name=None,
+            provision_state=states.DEPLOYWAIT,
+            deploy_step={'interface': 'deploy', 'step': 'verify_kexec',
+                         'priority': interface.VERIFY_PRIORITY, 'args': {}},
+            driver_internal_info={record.KEY: {
+                'path': record.PATH_KEXEC, 'mode': 'auto',
+                'executed_at': time.time(),
+                'verify': {'status': record.PENDING,
+                           'target': self.target(),
+                           'deadline': time.time() + 600}}})
+
+    def test_answers_handled_in_workers(self):
+        nodes = [self.waiting_node() for _i in range(5)]
+        self.config(periodic_max_workers=3, group='conductor')
+        self.instance.start()
+        self.run_periodic()
+        # The periodic task's own thread and two workers.
+        self.assertEqual(2, self.conductor.spawned)
+        self.assertEqual(sorted(n.uuid for n in nodes), sorted(self.resumed))
+
+    def test_answers_handled_without_free_workers(self):
+        nodes = [self.waiting_node() for _i in range(3)]
+        self.conductor.free_workers = 0
+        self.instance.start()
+        self.run_periodic()
+        self.assertEqual(0, self.conductor.spawned)
+        self.assertEqual(sorted(n.uuid for n in nodes), sorted(self.resumed))
+
+    def test_one_node_failing_leaves_others_checked(self):
+        nodes = [self.waiting_node() for _i in range(3)]
+        self.instance.start()
+        real = record.verified
+        calls = []
+
+        def verified(node):
+            calls.append(node.uuid)
+            if len(calls) == 1:
+                raise RuntimeError('database gone for a moment')
+            real(node)
+
+        with mock.patch.object(record, 'verified', autospec=True,
+                               side_effect=verified):
+            self.run_periodic()
+        self.assertEqual(3, len(calls))
+        self.assertEqual(sorted(calls[1:]), sorted(self.resumed))
+        self.assertEqual(3, len(nodes))
+
     def test_failed_power_cycle_fallback_left_alone(self):
         # A deploy that failed after a fall back has no check to close.
         self.agent.extensions.discard('kexec')
@@ -509,8 +689,11 @@ class VerificationTestCase(base.KexecTestCase):
             self.addCleanup(inst.stop)
             silent.append(inst)
             node = self.create_node(
-                uuid=None, name='node-%d' % i,
+                uuid=uuidutils.generate_uuid(), name='node-%d' % i,
                 provision_state=states.DEPLOYWAIT,
+                deploy_step={'interface': 'deploy', 'step': 'verify_kexec',
+                             'priority': interface.VERIFY_PRIORITY,
+                             'args': {}},
                 driver_internal_info={record.KEY: {
                     'path': record.PATH_KEXEC, 'mode': 'auto',
                     'executed_at': time.time(),
@@ -518,8 +701,12 @@ class VerificationTestCase(base.KexecTestCase):
                                'target': 'banner:127.0.0.1:%d' % inst.port,
                                'deadline': time.time() + 600}}})
         start = time.monotonic()
-        self.run_periodic()
+        with mock.patch.object(verify, 'probe_all', autospec=True,
+                               side_effect=verify.probe_all) as probe_all:
+            self.run_periodic()
         self.assertLess(time.monotonic() - start, 1.5)
+        probe_all.assert_called_once_with(mock.ANY, 0.5)
+        self.assertEqual(12, len(probe_all.call_args[0][0]))
         self.assertEqual([], self.resumed)
         node.refresh()
         self.assertEqual(states.DEPLOYWAIT, node.provision_state)

@@ -235,8 +235,7 @@ class VerificationCountersTestCase(StatsdTestCase):
         node = self.create_node(driver_info=driver_info, **kwargs)
         with task_manager.acquire(self.context, node.uuid) as task:
             task.driver.deploy.tear_down_agent(task)
-            if task.driver.deploy.verify_kexec(task) == states.DEPLOYWAIT:
-                task.process_event('wait')
+            test_interface.run_verify_step(task)
         node.refresh()
         return node
 

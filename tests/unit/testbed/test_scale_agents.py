@@ -31,12 +31,16 @@ class _FakeSim(object):
         self.write_time = 0.0
         self.load_time = 0.0
         self.power_off_time = 0.0
+        self.execute_time = 0.05
         # Long enough that no instance opens a real port in a test.
         self.boot_time = 600.0
         self.told_bmc = []
 
     def tell_bmc(self, port, event):
         self.told_bmc.append((port, event))
+
+    def write_time_of(self, machine):
+        return self.write_time
 
 
 class AgentApiTestCase(unittest.TestCase):
@@ -217,3 +221,17 @@ class HttpTestCase(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class WriteSpreadTestCase(unittest.TestCase):
+
+    def test_writes_end_spread_node_by_node(self):
+        loop = asyncio.new_event_loop()
+        self.addCleanup(loop.close)
+        asyncio.set_event_loop(loop)
+        specs = [{'index': i, 'uuid': str(i), 'mac': str(i), 'bmc_port': i,
+                  'agent_port': i, 'instance_port': i} for i in range(4)]
+        sim = agents.Simulation(specs, 1, 2, write_time=5.0,
+                                write_spread=20.0)
+        self.assertEqual([5.0, 10.0, 15.0, 20.0],
+                         [sim.write_time_of(m) for m in sim.machines])
