@@ -292,8 +292,10 @@ class KexecExtension(base.BaseAgentExtension):
             loaded_at = time.monotonic()
             # kexec reads both files now, while the image is mounted
             # (or the downloads are still in their tmpfs).
-            kexec.load(kexec_path, kernel, initrd, entry.cmdline, method,
-                       lockdown_reason=self.preflight.needs_file_syscall())
+            method = kexec.load(
+                kexec_path, kernel, initrd, entry.cmdline, method,
+                lockdown_reason=self.preflight.needs_file_syscall(),
+                retry_file_load=mode == protocol.FILE_SYSCALL_AUTO)
             timings['load'] = time.monotonic() - loaded_at
         if self.preflight.kexec_loaded() is False:
             raise errors.KexecError(

@@ -62,33 +62,64 @@ _REFUSED_UNSIGNED = ('Operation not permitted', 'Permission denied',
                      'Key was rejected')
 
 
-def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None):
-    """Load the instance kernel (kernel and initrd are agent paths).
+# kexec_load refused as a lockdown refuses it (EPERM; EACCES from IMA's
+# architecture policy). An agent whose ramdisk mounts neither securityfs
+# nor efivarfs cannot see that it is locked down (seen: the testbed's
+# agent ramdisk under OVMF Secure Boot), and gets these.
+_REFUSED_KEXEC_LOAD = ('Operation not permitted', 'Permission denied')
 
-    :param lockdown_reason: why the kernel only loads signed kernels, if
-        it does; a refusal is then reported as ``lockdown``.
-    :raises: KexecError (load_failed, lockdown, or timeout: the kexec
-        process was then killed).
-    """
+
+def _run_load(kexec, kernel, initrd, cmdline, method):
+    """Run kexec --load: (None, None), or its error and stderr."""
     cmd = load_command(kexec, kernel, initrd, cmdline, method)
-    if '\0' in ''.join(cmd):
-        # The kernel ends its command line at the first NUL; and no
-        # argument of a process can hold one.
-        raise errors.KexecError(protocol.REASON_LOAD_FAILED,
-                                'the command line contains a NUL byte')
     try:
         process.execute_bounded(*cmd, timeout=LOAD_TIMEOUT,
                                 timeout_reason=protocol.REASON_TIMEOUT)
     except (processutils.ProcessExecutionError, OSError) as e:
-        stderr = getattr(e, 'stderr', '') or ''
-        refused = any(text in stderr for text in _REFUSED_UNSIGNED)
-        if lockdown_reason and refused:
-            raise errors.KexecError(
-                protocol.REASON_LOCKDOWN,
-                '%s refused the instance kernel %s: %s'
-                % (lockdown_reason, kernel, stderr.strip()))
+        return e, getattr(e, 'stderr', '') or ''
+    return None, None
+
+
+def load(kexec, kernel, initrd, cmdline, method, lockdown_reason=None,
+         retry_file_load=False):
+    """Load the instance kernel (kernel and initrd are agent paths).
+
+    :param lockdown_reason: why the kernel only loads signed kernels, if
+        it does; a refusal is then reported as ``lockdown``.
+    :param retry_file_load: if kexec_load is refused as a locked-down
+        kernel refuses it, try kexec_file_load (file_syscall ``auto``).
+    :returns: the method that loaded the kernel.
+    :raises: KexecError (load_failed, lockdown, or timeout: the kexec
+        process was then killed).
+    """
+    if '\0' in ''.join(load_command(kexec, kernel, initrd, cmdline, method)):
+        # The kernel ends its command line at the first NUL; and no
+        # argument of a process can hold one.
         raise errors.KexecError(protocol.REASON_LOAD_FAILED,
-                                'kexec --load %s failed: %s' % (kernel, e))
+                                'the command line contains a NUL byte')
+    error, stderr = _run_load(kexec, kernel, initrd, cmdline, method)
+    if error is None:
+        return method
+    if (retry_file_load and method == protocol.METHOD_KEXEC_LOAD
+            and any(text in stderr for text in _REFUSED_KEXEC_LOAD)):
+        LOG.warning('kexec_load was refused (%s) although no lockdown '
+                    'was seen; trying kexec_file_load',
+                    stderr.strip().splitlines()[0])
+        lockdown_reason = lockdown_reason or (
+            'the agent kernel (it refused kexec_load: %s)'
+            % stderr.strip().splitlines()[0])
+        method = protocol.METHOD_KEXEC_FILE_LOAD
+        error, stderr = _run_load(kexec, kernel, initrd, cmdline, method)
+        if error is None:
+            return method
+    refused = any(text in stderr for text in _REFUSED_UNSIGNED)
+    if lockdown_reason and refused:
+        raise errors.KexecError(
+            protocol.REASON_LOCKDOWN,
+            '%s refused the instance kernel %s: %s'
+            % (lockdown_reason, kernel, stderr.strip()))
+    raise errors.KexecError(protocol.REASON_LOAD_FAILED,
+                            'kexec --load %s failed: %s' % (kernel, error))
 
 
 def spawn_execute(kexec, delay):

@@ -70,6 +70,8 @@ class FakeNode(object):
         self.mounted = {}
         self.calls = []
         self.kexec_stderr = None
+        # cmd -> stderr (None: loads), when set; else kexec_stderr.
+        self.kexec_stderr_for = None
         self.kexec_files = {}
 
     def __call__(self, *cmd, **kwargs):
@@ -107,9 +109,11 @@ class FakeNode(object):
                 if path.startswith('/') and not arg.startswith('--command'):
                     with open(path, 'rb') as f:
                         self.kexec_files[path] = f.read()
-            if self.kexec_stderr:
+            stderr = (self.kexec_stderr_for(cmd) if self.kexec_stderr_for
+                      else self.kexec_stderr)
+            if stderr:
                 raise processutils.ProcessExecutionError(
-                    exit_code=1, stderr=self.kexec_stderr)
+                    exit_code=1, stderr=stderr)
             with open(os.path.join(self.sys_root,
                                    preflight.KEXEC_LOADED), 'w') as f:
                 f.write('1\n')
@@ -257,6 +261,32 @@ class TestLoad(ExtensionTestCase):
         cmd = [c for c, kw in self.node.calls if c[0] == self.kexec][0]
         self.assertEqual('--kexec-file-syscall', cmd[-1])
         self.assertEqual({}, self.node.mounted)
+
+    def test_undetected_lockdown_falls_back_to_file_load(self,
+                                                         mock_dispatch):
+        # No securityfs, no efivarfs: preflight sees no lockdown and
+        # chooses kexec_load, which the locked down kernel refuses.
+        calls = []
+
+        def kexec_tool(cmd):
+            calls.append(cmd[-1])
+            if cmd[-1] == '--kexec-syscall':
+                return 'kexec_load failed: Permission denied\n'
+            return None
+
+        self.node.kexec_stderr_for = kexec_tool
+        result = self.run_load()
+        self.assertEqual(protocol.METHOD_KEXEC_FILE_LOAD, result['method'])
+        self.assertEqual(['--kexec-syscall', '--kexec-file-syscall'], calls)
+        self.assertEqual({}, self.node.mounted)
+
+    def test_undetected_lockdown_no_fallback_when_never(self,
+                                                        mock_dispatch):
+        self.node.kexec_stderr = 'kexec_load failed: Permission denied\n'
+        exc = self.assertRaises(errors.KexecError, self.run_load,
+                                file_syscall=protocol.FILE_SYSCALL_NEVER)
+        self.assertEqual(protocol.REASON_LOAD_FAILED, exc.details['reason'])
+        self.assertEqual(1, len(self.kexec_calls()))
 
     def test_load_failed(self, mock_dispatch):
         self.node.kexec_stderr = 'Cannot determine the file type\n'

@@ -197,6 +197,85 @@ class TestLoad(ToolTestCase):
                                 None, 'ro', protocol.METHOD_KEXEC_FILE_LOAD)
         self.assertEqual(protocol.REASON_LOAD_FAILED, exc.reason)
 
+    def test_load_returns_method(self):
+        tool = self.fake_kexec()
+        self.assertEqual(protocol.METHOD_KEXEC_LOAD,
+                         kexec.load(tool, '/k', None, 'ro',
+                                    protocol.METHOD_KEXEC_LOAD,
+                                    retry_file_load=True))
+        with open(self.args) as f:
+            self.assertEqual('--kexec-syscall', f.read().splitlines()[-1])
+
+    def syscall_kexec(self, load_stderr, file_load_stderr=None):
+        """kexec_load refused; kexec_file_load as given (None: loads)."""
+        file_load = ('exit 0\n' if file_load_stderr is None
+                     else 'echo "%s" >&2\nexit 255\n' % file_load_stderr)
+        return self.script(
+            'kexec', 'printf "%%s\\n" "$@" >> %s\n'
+                     'case "$*" in *--kexec-syscall*)\n'
+                     '  echo "%s" >&2; exit 255;;\n'
+                     'esac\n%s' % (self.args, load_stderr, file_load))
+
+    def syscalls(self):
+        with open(self.args) as f:
+            return [a for a in f.read().splitlines()
+                    if a.startswith('--kexec-')]
+
+    def test_undetected_lockdown_retries_file_load(self):
+        # The testbed's agent ramdisk under OVMF Secure Boot: no securityfs
+        # nor efivarfs, so preflight chose kexec_load, which the locked
+        # down kernel refused; the signed kernel loads with the file call.
+        for stderr in ('kexec_load failed: Permission denied',
+                       'kexec_load failed: Operation not permitted'):
+            if os.path.exists(self.args):
+                os.unlink(self.args)
+            tool = self.syscall_kexec(stderr)
+            self.assertEqual(protocol.METHOD_KEXEC_FILE_LOAD,
+                             kexec.load(tool, '/k', '/i', 'ro',
+                                        protocol.METHOD_KEXEC_LOAD,
+                                        retry_file_load=True))
+            self.assertEqual(['--kexec-syscall', '--kexec-file-syscall'],
+                             self.syscalls())
+
+    def test_undetected_lockdown_unsigned_kernel_is_lockdown(self):
+        tool = self.syscall_kexec('kexec_load failed: Permission denied',
+                                  'kexec_file_load failed: No data available')
+        exc = self.assertRaises(errors.KexecError, kexec.load, tool, '/k',
+                                None, 'ro', protocol.METHOD_KEXEC_LOAD,
+                                retry_file_load=True)
+        self.assertEqual(protocol.REASON_LOCKDOWN, exc.reason)
+        self.assertIn('refused kexec_load: kexec_load failed: Permission '
+                      'denied', exc.reason_message)
+        self.assertIn('kexec_file_load failed: No data available',
+                      exc.reason_message)
+        self.assertEqual(['--kexec-syscall', '--kexec-file-syscall'],
+                         self.syscalls())
+
+    def test_no_retry_unless_asked_or_other_failure(self):
+        # file_syscall "never" (no retry_file_load), and failures that are
+        # not a refusal: kexec_load only, load_failed.
+        for stderr, retry in (
+                ('kexec_load failed: Permission denied', False),
+                ('Cannot determine the file type of /k', True)):
+            if os.path.exists(self.args):
+                os.unlink(self.args)
+            tool = self.syscall_kexec(stderr)
+            exc = self.assertRaises(errors.KexecError, kexec.load, tool,
+                                    '/k', None, 'ro',
+                                    protocol.METHOD_KEXEC_LOAD,
+                                    retry_file_load=retry)
+            self.assertEqual(protocol.REASON_LOAD_FAILED, exc.reason)
+            self.assertEqual(['--kexec-syscall'], self.syscalls())
+
+    def test_file_load_is_not_retried(self):
+        tool = self.syscall_kexec('unused', 'kexec_file_load failed: '
+                                  'Operation not permitted')
+        exc = self.assertRaises(errors.KexecError, kexec.load, tool, '/k',
+                                None, 'ro', protocol.METHOD_KEXEC_FILE_LOAD,
+                                retry_file_load=True)
+        self.assertEqual(protocol.REASON_LOAD_FAILED, exc.reason)
+        self.assertEqual(['--kexec-file-syscall'], self.syscalls())
+
     def test_load_timeout_kills_kexec(self):
         tool = self.hanging('kexec')
         self.patch(kexec, 'LOAD_TIMEOUT', 0.5)
