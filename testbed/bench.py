@@ -25,6 +25,9 @@ noise hits them alike:
   on a testbed with fast track and cleaning, like ``diskless``: each
   deploy starts with the agent running (the redeploy of a node cleaned or
   inspected just before), where ``disk`` boots it through the firmware.
+* ``uefi-disk``: ``uefi-direct`` against ``uefi-kexec``, the ``direct``
+  and ``kexec`` deploy interfaces on a UEFI node (OVMF, boot mode uefi)
+  with the UEFI whole-disk image (GPT, ESP, shim and GRUB EFI).
 
 For each ``--post`` value (seconds of power-on self-test the virtual BMC
 emulates) a testbed is started and every variant deployed. Each deploy's
@@ -40,15 +43,17 @@ bench`` has it), plus the testbed's logs and each deploy's timeline.
 
 Run as root (the testbed builds images and loop devices)::
 
-    tox -e bench -- --variants disk,diskless,disk-fast-track --post 0,130
+    tox -e bench -- --variants disk,diskless,disk-fast-track,uefi-disk \
+        --post 0,130
 
 The last line printed, one per ``--post`` value, is (on one line)::
 
     time-to-usable kexec/power-cycle: disk R, diskless R,
-    disk-fast-track R (N runs, post S s)
+    disk-fast-track R[, uefi-disk R] (N runs, post S s)
 
 with ``n/a`` for a pair that was not run or never got usable, or that
-results made before the pair existed do not have. All times are QEMU TCG
+results made before the pair existed do not have; ``uefi-disk`` is named
+only when it was run. All times are QEMU TCG
 (software emulation) times: never present them as hardware times.
 """
 
@@ -74,7 +79,8 @@ def parse_args(argv=None):
         description=__doc__.split('\n')[0],
         epilog='Times are QEMU TCG times, not hardware times. The last '
                'line is "time-to-usable kexec/power-cycle: disk R, '
-               'diskless R, disk-fast-track R (N runs, post S s)".')
+               'diskless R, disk-fast-track R (N runs, post S s)", with '
+               '", uefi-disk R" before the parenthesis when it was run.')
     parser.add_argument('--runs', type=int, default=3,
                         help='deploys per variant (default: 3)')
     parser.add_argument('--variants', default='disk',
@@ -83,7 +89,8 @@ def parse_args(argv=None):
                              'ramdisk-kexec, with fast track), '
                              'disk-fast-track (direct vs kexec with fast '
                              'track: the agent already running at each '
-                             'deploy); default: disk')
+                             'deploy), uefi-disk (direct vs kexec on a UEFI '
+                             'node); default: disk')
     parser.add_argument('--post', action='append', type=_floats,
                         help='seconds of emulated power-on self-test, '
                              'repeatable or comma separated, e.g. '
@@ -139,10 +146,22 @@ def diskless_unavailable():
     return fast_track_unavailable()
 
 
+def uefi_unavailable():
+    """Why the testbed cannot run a UEFI node; None if it can."""
+    from testbed import node as tb_node
+    code = os.path.join(tb_node.OVMF_DIR,
+                        tb_node.OVMF_BUILDS[tb_node.FIRMWARE_UEFI].code)
+    if not os.path.exists(code):
+        return 'no OVMF (%s; Debian package ovmf)' % code
+    return None
+
+
 def unavailable(pair):
     """Why the testbed cannot run the pair; None if it can."""
     if pair == 'diskless':
         return diskless_unavailable()
+    if pair in stats.UEFI_PAIRS:
+        return uefi_unavailable()
     if pair in stats.FAST_TRACK_PAIRS:
         return fast_track_unavailable()
     return None
@@ -157,6 +176,9 @@ def _testbed_kwargs(pair):
         # variants power cycle the node all the same.
         return {'ironic_options': scenario.FAST_TRACK_CLEANING,
                 'provide_timeout': scenario.CLEANING_PROVIDE_TIMEOUT}
+    if pair in stats.UEFI_PAIRS:
+        from testbed import node as tb_node
+        return {'firmware': tb_node.FIRMWARE_UEFI}
     return {}
 
 

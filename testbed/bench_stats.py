@@ -40,8 +40,14 @@ VARIANTS = (
     ('direct-fast-track', 'disk-fast-track', 'power-cycle', 'direct',
      'whole_disk'),
     ('kexec-fast-track', 'disk-fast-track', 'kexec', 'kexec', 'whole_disk'),
+    ('uefi-direct', 'uefi-disk', 'power-cycle', 'direct', 'uefi_whole_disk'),
+    ('uefi-kexec', 'uefi-disk', 'kexec', 'kexec', 'uefi_whole_disk'),
 )
-PAIRS = ('disk', 'diskless', 'disk-fast-track')
+PAIRS = ('disk', 'diskless', 'disk-fast-track', 'uefi-disk')
+# The pairs deployed on a UEFI node (OVMF), with the UEFI whole-disk image.
+UEFI_PAIRS = ('uefi-disk',)
+# The pairs the last line always names (see final_line).
+LINE_PAIRS = ('disk', 'diskless', 'disk-fast-track')
 # The pairs deployed on a testbed with fast track and cleaning: cleaning
 # boots the agent after each undeploy and fast track keeps it running,
 # so each deploy starts with a live agent (the redeploy of a node just
@@ -298,9 +304,15 @@ def kexec_timings(runs):
 
 
 def final_line(summary, post, runs):
-    """The benchmark's last line, for one emulated POST value."""
+    """The benchmark's last line, for one emulated POST value.
+
+    Every pair of LINE_PAIRS has its cell (n/a when not measured); the
+    UEFI pairs, which came later, only when the summary has their runs,
+    so that the line of a BIOS-only run keeps its format.
+    """
     cells = []
-    for pair in PAIRS:
+    measured = {variant(name)[1] for _post, name in summary}
+    for pair in LINE_PAIRS + tuple(p for p in UEFI_PAIRS if p in measured):
         r = ratio(summary, post, pair)
         cells.append('%s %s' % (pair, 'n/a' if r is None else '%.2f' % r))
     return 'time-to-usable kexec/power-cycle: %s (%d runs, post %s s)' % (

@@ -34,6 +34,18 @@ Runs as its own process (pyghmi's server loop is process-global)::
 
 ``--post-delay S`` holds a powered-on node in "firmware" for S seconds
 (QEMU starts with its CPUs stopped), an emulated power-on self-test.
+
+The boot flags (IPMI set system boot options, parameter 5) carry the
+boot device, whether it is persistent, and the boot type: legacy or EFI
+(data byte 1, bit 5). Ironic's ipmitool management sends the EFI type
+(raw ``0x00 0x08 0x05 0xe0|0xa0 <device> ...``) when the node's boot mode
+is uefi, and a plain ``chassis bootdev`` (legacy type) when it is bios.
+The BMC records and logs it, and the next power-on runs the firmware it
+asks for (see :func:`boot_firmware`): the node's OVMF for EFI; for
+legacy, SeaBIOS on a ``uefi`` node (a dual-mode server's CSM), but still
+OVMF on a ``uefi-secureboot`` node (Secure Boot requires the CSM off), a
+mismatch the BMC logs, as it does an EFI boot asked of a BIOS-only node.
+Until a boot flag arrives, a node runs its own firmware.
 """
 
 import argparse
@@ -64,6 +76,48 @@ COMMAND_NAMES = {
 }
 QUIT_TIMEOUT = 15
 
+# Boot flags (parameter 5), data byte 1.
+BOOT_FLAGS_VALID = 0x80
+BOOT_FLAGS_PERSISTENT = 0x40
+BOOT_FLAGS_EFI = 0x20
+
+
+def parse_boot_flags(data):
+    """(valid, persistent, efi) of set system boot options' data.
+
+    ``data`` is the request's data: the parameter selector, then the
+    parameter's bytes. None when it is not the boot flags parameter.
+    """
+    if len(data) < 2 or data[0] & 0x7f != 5:
+        return None
+    flags = data[1]
+    return (bool(flags & BOOT_FLAGS_VALID),
+            bool(flags & BOOT_FLAGS_PERSISTENT),
+            bool(flags & BOOT_FLAGS_EFI))
+
+
+def boot_firmware(node_firmware, efi):
+    """(the firmware a power-on runs, a mismatch message or None).
+
+    :param node_firmware: the node's firmware (testbed.node.FIRMWARES).
+    :param efi: the boot type of the last boot flags: True for EFI, False
+        for legacy, None when none came yet.
+    """
+    if efi is None:
+        return node_firmware, None
+    if node_firmware == tb_node.FIRMWARE_BIOS:
+        if efi:
+            return node_firmware, ('EFI boot asked of a BIOS-only node: '
+                                   'booting SeaBIOS')
+        return node_firmware, None
+    if efi:
+        return node_firmware, None
+    if node_firmware == tb_node.FIRMWARE_UEFI:
+        # A dual-mode server boots legacy through its CSM.
+        return tb_node.FIRMWARE_BIOS, None
+    return node_firmware, ('legacy boot asked of a Secure Boot node (no '
+                           'CSM): booting UEFI')
+
 
 class QemuBmc(ipmi_bmc.Bmc):
     """The BMC of one QEMU node described by a :class:`NodeSpec`."""
@@ -81,12 +135,18 @@ class QemuBmc(ipmi_bmc.Bmc):
         self.boot_device = tb_node.BOOT_NETWORK
         self.persistent = True
         self.next_boot_device = None
+        # The boot type of the boot flags: True EFI, False legacy, None
+        # (none yet); and that of a next-boot-only boot device.
+        self.boot_efi = None
+        self.next_boot_efi = None
+        self._efi = None
         self.process = None
         self._lock = threading.RLock()
         self._closed = False
         os.makedirs(spec.workdir, exist_ok=True)
         self.serial = tb_node.ConsoleCapture(
-            os.path.join(spec.workdir, 'serial.sock'), spec.serial_log)
+            os.path.join(spec.workdir, 'serial.sock'), spec.serial_log,
+            firmware_log=spec.firmware_log)
         self.firmware = tb_node.ConsoleCapture(
             os.path.join(spec.workdir, 'firmware.sock'), spec.firmware_log)
         self.log('listening on 127.0.0.1:%d' % port)
@@ -147,10 +207,9 @@ class QemuBmc(ipmi_bmc.Bmc):
             return super().handle_raw_request(request, session)
 
     def set_system_boot_options(self, request, session):
-        data = request['data']
-        if data[0] == 5 and len(data) > 2:
-            # Byte 1: bit 7 valid, bit 6 persistent (else next boot only).
-            self.persistent = bool(data[1] & 0x40)
+        flags = parse_boot_flags(request['data'])
+        if flags is not None and len(request['data']) > 2:
+            _valid, self.persistent, self._efi = flags
         return super().set_system_boot_options(request, session)
 
     def get_system_guid(self):
@@ -174,8 +233,14 @@ class QemuBmc(ipmi_bmc.Bmc):
             self.log('power on: already on')
             return 0
         device = self.next_boot_device or self.boot_device
+        efi = (self.next_boot_efi if self.next_boot_device
+               else self.boot_efi)
         self.next_boot_device = None
-        self._start(device)
+        self.next_boot_efi = None
+        firmware, mismatch = boot_firmware(self.spec.firmware, efi)
+        if mismatch:
+            self.log('boot type mismatch: %s' % mismatch)
+        self._start(device, firmware)
         return 0
 
     def power_off(self):
@@ -219,24 +284,32 @@ class QemuBmc(ipmi_bmc.Bmc):
         device = (tb_node.BOOT_NETWORK
                   if bootdevice in ('network', 'pxe', 'net')
                   else tb_node.BOOT_DISK)
+        efi, self._efi = self._efi, None
         if self.persistent:
             self.boot_device = device
+            self.boot_efi = efi
             self.next_boot_device = None
         else:
             self.next_boot_device = device
-        self.log('boot device %s -> %s (%s)' % (
+            self.next_boot_efi = efi
+        boot_type = {None: 'no boot type', True: 'EFI',
+                     False: 'legacy'}[efi]
+        self.log('boot device %s -> %s (%s, %s)' % (
             bootdevice, device,
-            'persistent' if self.persistent else 'next boot only'))
+            'persistent' if self.persistent else 'next boot only',
+            boot_type))
         self.power_event('boot device', device=device,
-                         persistent=self.persistent)
+                         persistent=self.persistent, efi=efi)
 
     # QEMU.
-    def _start(self, device):
+    def _start(self, device, firmware):
         serial_sock = self.serial.socket_path
         fw_sock = self.firmware.socket_path
         paused = self.post_delay > 0
+        if firmware != tb_node.FIRMWARE_BIOS:
+            tb_node.ensure_nvram(self.spec)
         cmd = tb_node.qemu_command(self.spec, device, serial_sock, fw_sock,
-                                   paused=paused)
+                                   paused=paused, firmware=firmware)
         if os.path.exists(self.spec.qmp_socket):
             os.unlink(self.spec.qmp_socket)
         qemu_log = open(self.spec.qemu_log, 'a')
@@ -248,10 +321,10 @@ class QemuBmc(ipmi_bmc.Bmc):
         qemu_log.close()
         with open(self.spec.qemu_pid_file, 'w') as f:
             f.write('%d\n' % self.process.pid)
-        self.log('power on: QEMU pid %d, boot %s%s' % (
-            self.process.pid, device,
+        self.log('power on: QEMU pid %d, boot %s, firmware %s%s' % (
+            self.process.pid, device, firmware,
             ', POST delay %ss' % self.post_delay if paused else ''))
-        self.power_event('started', boot=device)
+        self.power_event('started', boot=device, firmware=firmware)
         tb_node.append_line(self.spec.serial_log, '%s QEMU started, boot %s'
                             % (tb_node.TESTBED_MARK, device))
         threading.Thread(target=self._reap, args=(self.process,),

@@ -90,9 +90,11 @@ INSTANCE = ImageSet(
     'instance', 'build-instance.sh',
     ['testbed/images/common.sh', 'testbed/images/build-instance.sh',
      'testbed/images/instance-packages.txt',
-     'testbed/images/instance-boot-packages.txt', 'testbed/instance',
+     'testbed/images/instance-boot-packages.txt',
+     'testbed/images/instance-uefi-packages.txt', 'testbed/instance',
      'testbed/ramdisk/udhcpc.script'],
     {'whole_disk': 'whole-disk.img',
+     'uefi_whole_disk': 'uefi-whole-disk.img',
      'partition': 'partition.img',
      'partition_kernel': 'partition.kernel',
      'partition_ramdisk': 'partition.initramfs',
@@ -124,7 +126,8 @@ class BuildError(Exception):
 class Images(object):
     """Absolute paths of the testbed's artifacts, and their checksums.
 
-    Attributes: agent_kernel, agent_ramdisk, whole_disk, partition,
+    Attributes: agent_kernel, agent_ramdisk, whole_disk, uefi_whole_disk,
+    partition,
     partition_kernel, partition_ramdisk, no_kernel_disk, instance_kernel,
     instance_ramdisk (paths), checksums (attribute name -> sha256 hex) and
     checksum_algo ('sha256').

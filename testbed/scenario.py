@@ -54,7 +54,7 @@ UNDEPLOY_TIMEOUT = 300
 USABLE_TIMEOUT = 300
 
 # Images of a whole disk versus a root filesystem (partition deploy).
-WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk')
+WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk', 'uefi_whole_disk')
 PARTITION_IMAGES = ('partition',)
 # A diskless instance: its kernel and initramfs, booted by the ramdisk
 # deploy interfaces.
@@ -117,11 +117,21 @@ class Testbed(object):
     :param provide_timeout: seconds ``provide`` may take at enrolment.
     :param extra_image_dirs: more directories whose files Ironic may be
         given as file:// URLs (e.g. the fault harness's image variants).
+    :param firmware: the node's firmware, one of testbed.node.FIRMWARES.
+    :param boot_mode: the node's boot_mode capability in Ironic; default
+        ``uefi`` for a UEFI node, ``bios`` otherwise. Ironic's ipxe boot
+        interface and ipmitool management follow it (the EFI boot flag).
     """
 
     def __init__(self, workdir, images, post_delay=0.0, kexec_options=None,
                  ironic_options=None, provide_timeout=PROVIDE_TIMEOUT,
-                 extra_image_dirs=()):
+                 extra_image_dirs=(), firmware=tb_node.FIRMWARE_BIOS,
+                 boot_mode=None):
+        if firmware not in tb_node.FIRMWARES:
+            raise ValueError('unknown firmware %r' % firmware)
+        self.firmware = firmware
+        self.boot_mode = boot_mode or (
+            'bios' if firmware == tb_node.FIRMWARE_BIOS else 'uefi')
         self.workdir = os.path.abspath(workdir)
         self.images = images
         self.extra_image_dirs = [os.path.abspath(d) for d in extra_image_dirs]
@@ -179,7 +189,8 @@ class Testbed(object):
         self.spec = tb_node.NodeSpec(
             workdir=node_dir, disk=disk, mac=NODE_MAC,
             api_port=self.api_port, http_port=self.http_port,
-            agent_port=self.agent_port, instance_port=self.instance_port)
+            agent_port=self.agent_port, instance_port=self.instance_port,
+            firmware=self.firmware)
         spec_file = os.path.join(node_dir, 'node.json')
         self.spec.save(spec_file)
 
@@ -247,7 +258,7 @@ class Testbed(object):
     def _image_dirs(self):
         paths = {os.path.dirname(os.path.abspath(getattr(self.images, a)))
                  for a in ('agent_kernel', 'agent_ramdisk', 'whole_disk',
-                           'partition', 'no_kernel_disk',
+                           'uefi_whole_disk', 'partition', 'no_kernel_disk',
                            'instance_kernel', 'instance_ramdisk')
                  if getattr(self.images, a, None)}
         return sorted(paths | set(self.extra_image_dirs))
@@ -351,7 +362,7 @@ class Testbed(object):
                 self.images.agent_kernel),
             '--driver-info', 'deploy_ramdisk=%s' % file_url(
                 self.images.agent_ramdisk),
-            '--property', 'capabilities=boot_mode:bios',
+            '--property', 'capabilities=boot_mode:%s' % self.boot_mode,
             '--property', 'cpu_arch=x86_64')
         self.node_uuid = node['uuid']
         self.baremetal('port', 'create', NODE_MAC, '--node', self.node_uuid)
@@ -442,7 +453,9 @@ class Testbed(object):
                 probe.wait(usable_timeout)
         finally:
             probe.stop()
-        result.usable, result.instance_answer = probe.first
+        result.usable, answer = probe.first
+        result.instance_answer, result.instance_firmware = (
+            timeline.parse_instance_reply(answer))
         return self._finish(result)
 
     def _finish(self, result):
@@ -512,7 +525,7 @@ class Testbed(object):
             # The instance answers until its power goes: probe only once
             # the firmware runs again.
             tb_node.wait_for_line(self.spec.firmware_log,
-                                  tb_node.FIRMWARE_MARKER, timeout,
+                                  tb_node.FIRMWARE_MARKERS, timeout,
                                   since=result.started)
             result.usable, result.instance_answer = tb_node.wait_for_port(
                 self.instance_port, timeout)
@@ -563,6 +576,8 @@ class _PortProbe(object):
     """
 
     MARK = 'IRONIC-KEXEC-TESTBED'
+    # Long enough for a busy TCG guest to send its answer's second line.
+    ANSWER_TIMEOUT = 5.0
 
     def __init__(self, port, interval=0.5):
         self.port = port
@@ -576,7 +591,8 @@ class _PortProbe(object):
 
     def _run(self):
         while not self._done.is_set():
-            answer = tb_node.probe_port(self.port)
+            answer = tb_node.probe_port(self.port, self.ANSWER_TIMEOUT,
+                                        whole=True)
             if answer and answer.startswith(self.MARK):
                 self.first = (time.monotonic(), answer)
                 return

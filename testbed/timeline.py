@@ -42,6 +42,8 @@ from testbed import node as tb_node
 AGENT_MARKER = 'IRONIC-KEXEC-TESTBED AGENT STARTING'
 INSTANCE_MARKER = 'IRONIC-KEXEC-TESTBED INSTANCE UP'
 CMDLINE_MARKER = 'IRONIC-KEXEC-TESTBED CMDLINE:'
+# The second line of the instance's answer on its port.
+FIRMWARE_REPLY_MARKER = 'IRONIC-KEXEC-TESTBED-FIRMWARE'
 KERNEL_MARKER = 'Linux version'
 
 MILESTONES = ('deploy request', 'agent starting', 'agent heartbeat',
@@ -83,6 +85,45 @@ def deploy_steps(events):
     return steps
 
 
+def parse_firmware_facts(text):
+    """{key: value} of ``key=value`` words; yes/no as bools, counts as ints.
+
+    '-' (the instance's "absent") is None.
+    """
+    facts = {}
+    for word in text.split():
+        key, sep, value = word.partition('=')
+        if not sep:
+            continue
+        if value in ('yes', 'no'):
+            value = value == 'yes'
+        elif value == '-':
+            value = None
+        elif value.isdigit():
+            value = int(value)
+        facts[key] = value
+    return facts
+
+
+def parse_instance_reply(text):
+    """(first line, firmware facts or None) of the instance's answer.
+
+    The first line is the instance's kernel command line after its marker,
+    as it always was; the firmware facts (see
+    testbed/instance/ironic-kexec-testbed-firmware) follow on a line of
+    their own, which older instances do not send.
+    """
+    if text is None:
+        return None, None
+    lines = text.splitlines()
+    facts = None
+    for line in lines[1:]:
+        if line.startswith(FIRMWARE_REPLY_MARKER + ' '):
+            facts = parse_firmware_facts(
+                line[len(FIRMWARE_REPLY_MARKER):])
+    return (lines[0] if lines else text), facts
+
+
 @dataclasses.dataclass
 class DeployResult:
     """What one deploy did and when. Filled by :class:`Testbed.deploy`."""
@@ -104,6 +145,9 @@ class DeployResult:
     power_actions_after_handoff: list = dataclasses.field(
         default_factory=list)
     instance_cmdline: str = None
+    # What the instance reported of its firmware (parse_firmware_facts):
+    # efi, efivars, efivars_read, secureboot, acpi_tables.
+    instance_firmware: dict = None
     # Set when the deploy did not finish in time.
     error: str = None
 
@@ -158,7 +202,7 @@ class DeployResult:
         ev['instance usable'] = self.usable
 
         runs = [ln.monotonic for ln in tb_node.read_log(spec.firmware_log)
-                if tb_node.FIRMWARE_MARKER in ln.text
+                if tb_node.is_firmware_run(ln.text)
                 and ln.monotonic >= since]
         self.firmware_runs = len(runs)
         if handoff:
@@ -195,7 +239,9 @@ class DeployResult:
                 rec.get('path'), rec.get('reason'),
                 ' (left by an earlier deploy: this one did not use kexec)'
                 if rec and 'kexec' not in self.deploy_interface else ''),
-        ])
+        ] + (['  instance firmware: %s' % ' '.join(
+            '%s=%s' % kv for kv in sorted(self.instance_firmware.items()))]
+             if self.instance_firmware else []))
 
 
 def _fmt(seconds):

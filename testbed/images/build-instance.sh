@@ -5,6 +5,10 @@
 # Writes into OUT_DIR:
 #   whole-disk.img       MBR, one ext4 partition, GRUB in the MBR gap,
 #                        Debian's own grub.cfg
+#   uefi-whole-disk.img  GPT, an ESP (vfat) and an ext4 root; shim and
+#                        signed GRUB EFI installed by grub-install, also
+#                        at the removable path EFI/BOOT/BOOTX64.EFI (boots
+#                        with empty NVRAM); Debian's own grub.cfg
 #   partition.img        the ext4 root file system alone, GRUB installed in
 #                        it for the agent's install_bootloader
 #   partition.kernel     the kernel and initramfs in its /boot
@@ -18,7 +22,8 @@
 # shellcheck source=testbed/images/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 require_tools debootstrap:debootstrap depmod:kmod modprobe:kmod \
-    parted:parted mkfs.ext4:e2fsprogs cpio:cpio
+    parted:parted mkfs.ext4:e2fsprogs cpio:cpio mkfs.vfat:dosfstools \
+    mcopy:mtools mmd:mtools mdir:mtools blkid:util-linux
 
 out=$1
 work="$out/work"
@@ -30,6 +35,9 @@ DISK_MIB=${DISK_MIB:-768}
 cleanup() {
     umount_chroot
     umount -l "$root/var/cache/apt/archives" 2>/dev/null || true
+    umount -l "$mnt/var/cache/apt/archives" 2>/dev/null || true
+    umount -l "$mnt/var/lib/apt/lists" 2>/dev/null || true
+    umount -l "$mnt/boot/efi" 2>/dev/null || true
     umount -l "$mnt" 2>/dev/null || true
     if [ -n "$LOOP" ]; then
         losetup -d "$LOOP" 2>/dev/null || true
@@ -48,7 +56,8 @@ debootstrap_root "$root" "$HERE/instance-packages.txt"
 log "configuration"
 inst="$TESTBED/instance"
 install -m 0755 "$inst/ironic-kexec-testbed" \
-    "$inst/ironic-kexec-testbed-reply" "$root/usr/local/sbin/"
+    "$inst/ironic-kexec-testbed-reply" "$inst/ironic-kexec-testbed-firmware" \
+    "$root/usr/local/sbin/"
 install -m 0644 "$inst/ironic-kexec-testbed.service" \
     "$root/etc/systemd/system/"
 install -m 0644 "$inst/10-testbed-dhcp.network" "$root/etc/systemd/network/"
@@ -84,6 +93,9 @@ keep_only_modules "$root" "$abi" "$work" "$inst/initramfs-modules" \
     "$inst/modules"
 cp "$root/boot/vmlinuz-$abi" "$out/partition.kernel.tmp"
 cp "$root/boot/initrd.img-$abi" "$out/partition.initramfs.tmp"
+# The UEFI disk installs its boot loader packages later, in a copy of the
+# root: it needs the package lists trim_root removes.
+cp -a "$root/var/lib/apt/lists" "$work/apt-lists"
 trim_root "$root"
 rm -f "$root/etc/machine-id"
 : > "$root/etc/machine-id"
@@ -103,22 +115,32 @@ new_uuid() {
     cat /proc/sys/kernel/random/uuid
 }
 
-# An MBR disk with one bootable partition; sets LOOP.
+# A disk image partitioned by parted (its arguments after the image);
+# sets LOOP, and waits for the partitions' device nodes (up to NPARTS).
 make_disk() {
-    local img=$1
+    local img=$1 nparts=1 n
+    shift
+    [ $# -gt 0 ] || set -- mklabel msdos mkpart primary ext4 1MiB 100% \
+        set 1 boot on
+    [ "$1" = mklabel ] && [ "$2" = gpt ] && nparts=2
     rm -f "$img"
     truncate -s "${DISK_MIB}M" "$img"
     # parted calls udevadm, which a container may lack: not an error.
     local out
-    if ! out=$(parted -s "$img" mklabel msdos \
-            mkpart primary ext4 1MiB 100% set 1 boot on 2>&1); then
+    if ! out=$(parted -s "$img" "$@" 2>&1); then
         echo "$out" >&2
         return 1
     fi
     LOOP=$(losetup -fP --show "$img")
-    # Without udev (containers) the partition's device node may never
-    # come, or even the kernel's partition scan: ask for both.
-    local part="${LOOP}p1" sysdev major minor i
+    for n in $(seq "$nparts"); do
+        wait_partition "${LOOP}p$n" || return 1
+    done
+}
+
+# Without udev (containers) a partition's device node may never come, or
+# even the kernel's partition scan: ask for both.
+wait_partition() {
+    local part=$1 sysdev major minor i
     sysdev="/sys/class/block/$(basename "$part")/dev"
     for i in $(seq 50); do
         [ -b "$part" ] && return 0
@@ -129,7 +151,7 @@ make_disk() {
         fi
         sleep 0.1
     done
-    echo "no partition device for $LOOP (try $i)" >&2
+    echo "no partition device $part (try $i)" >&2
     return 1
 }
 
@@ -137,8 +159,8 @@ release_disk() {
     umount_chroot
     umount "$mnt"
     losetup -d "$LOOP"
-    # A node make_disk made itself outlives the loop device.
-    rm -f "${LOOP}p1"
+    # Nodes make_disk made itself outlive the loop device.
+    rm -f "${LOOP}p1" "${LOOP}p2"
     LOOP=
 }
 
@@ -160,6 +182,66 @@ chroot "$mnt" grub-install --target=i386-pc "$LOOP"
 chroot "$mnt" update-grub
 rm -f "$mnt/boot/grub/device.map"
 grep -q "root=UUID=$uuid .*console=ttyS0" "$mnt/boot/grub/grub.cfg"
+release_disk
+
+log "UEFI whole-disk image (shim, GRUB EFI)"
+# GPT: the ESP first (the esp flag gives it the EFI System type, which the
+# agent's EFI partition search and kexec discovery look for), then root.
+make_disk "$out/uefi-whole-disk.img.tmp" mklabel gpt \
+    mkpart ESP fat32 1MiB 65MiB set 1 esp on mkpart root ext4 65MiB 100%
+mkfs.vfat -F 32 -n EFI "${LOOP}p1" >/dev/null
+esp_uuid=$(blkid -s UUID -o value "${LOOP}p1")
+uuid=$(new_uuid)
+make_rootfs "${LOOP}p2" "$uuid"
+mount "${LOOP}p2" "$mnt"
+# As Debian's installer writes it.
+printf 'UUID=%s /boot/efi vfat umask=0077 0 1\n' "$esp_uuid" \
+    >> "$mnt/etc/fstab"
+# grub-install writes the ESP's files into a staging tmpfs that the mount
+# table names after the ESP's device: grub probes that device itself (and
+# finds FAT), and the build host needs no vfat driver (containers and
+# small VMs often lack it). mtools then copies the files onto the ESP.
+mkdir -p "$mnt/boot/efi"
+mount -t tmpfs -o mode=0700,size=64m "${LOOP}p1" "$mnt/boot/efi"
+mount_chroot_private_dev "$mnt" "$LOOP" "${LOOP}p1" "${LOOP}p2"
+mkdir -p "$mnt/dev/disk/by-uuid"
+ln -s "../../$(basename "${LOOP}p2")" "$mnt/dev/disk/by-uuid/$uuid"
+mount --bind "$work/apt-lists" "$mnt/var/lib/apt/lists"
+mount --bind "$DEB_CACHE" "$mnt/var/cache/apt/archives"
+# The image's NVRAM entries are the deploy's business (the agent writes
+# them with efibootmgr), not the build host's.
+printf '%s\n' 'grub-efi-amd64 grub2/update_nvram boolean false' \
+    'grub-efi-amd64 grub2/force_efi_extra_removable boolean true' |
+    chroot "$mnt" debconf-set-selections
+# grub-efi-amd64 replaces grub-pc in this copy of the root only.
+# shellcheck disable=SC2046  # one word per package
+chroot "$mnt" env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    apt-get install -y -q --no-install-recommends \
+    $(package_list "$HERE/instance-uefi-packages.txt" | tr ',' ' ')
+umount "$mnt/var/cache/apt/archives" "$mnt/var/lib/apt/lists"
+for removable in "" --removable; do
+    # shellcheck disable=SC2086  # an optional word
+    chroot "$mnt" grub-install --target=x86_64-efi --efi-directory=/boot/efi \
+        --bootloader-id=debian --uefi-secure-boot --no-nvram $removable
+done
+chroot "$mnt" update-grub
+rm -f "$mnt/boot/grub/device.map"
+rm -rf "$mnt"/var/cache/apt/*.bin "$mnt"/var/log/apt
+grep -q "root=UUID=$uuid .*console=ttyS0" "$mnt/boot/grub/grub.cfg"
+for f in EFI/BOOT/BOOTX64.EFI EFI/BOOT/grubx64.efi EFI/debian/shimx64.efi \
+        EFI/debian/grubx64.efi EFI/debian/BOOTX64.CSV; do
+    [ -f "$mnt/boot/efi/$f" ] || { echo "no $f on the ESP" >&2; exit 1; }
+done
+# EFI/debian first, as on an installed system: ironic-python-agent writes
+# the NVRAM entry from the first BOOTX64.CSV it walks into, and the copy
+# in EFI/BOOT names a shimx64.efi that exists only in EFI/debian.
+export MTOOLS_SKIP_CHECK=1
+mmd -i "${LOOP}p1" ::/EFI
+for dir in debian BOOT; do
+    mcopy -s -Q -i "${LOOP}p1" "$mnt/boot/efi/EFI/$dir" ::/EFI/
+done
+log "ESP: $(mdir -/ -b -i "${LOOP}p1" ::/ 2>/dev/null | tr '\n' ' ')"
+umount "$mnt/boot/efi"
 release_disk
 
 log "no-kernel disk image (extlinux)"
@@ -191,7 +273,8 @@ for applet in $("$small/bin/busybox" --list); do
 done
 install -m 0755 "$inst/diskless-init" "$small/init"
 install -m 0755 "$inst/ironic-kexec-testbed" \
-    "$inst/ironic-kexec-testbed-reply" "$small/usr/local/sbin/"
+    "$inst/ironic-kexec-testbed-reply" "$inst/ironic-kexec-testbed-firmware" \
+    "$small/usr/local/sbin/"
 install -m 0755 "$TESTBED/ramdisk/udhcpc.script" "$small/bin/udhcpc.script"
 # The modules virtio networking needs, in load order.
 modprobe -a -d "$root" -S "$abi" --show-depends virtio_pci virtio_net |
@@ -207,8 +290,9 @@ modprobe -a -d "$root" -S "$abi" --show-depends virtio_pci virtio_net |
 pack_initramfs "$small" "$out/instance.initramfs.tmp"
 cp "$out/partition.kernel.tmp" "$out/instance.kernel.tmp"
 
-for f in partition.img whole-disk.img no-kernel-disk.img partition.kernel \
-        partition.initramfs instance.kernel instance.initramfs; do
+for f in partition.img whole-disk.img uefi-whole-disk.img \
+        no-kernel-disk.img partition.kernel partition.initramfs \
+        instance.kernel instance.initramfs; do
     mv "$out/$f.tmp" "$out/$f"
 done
 rm -rf --one-file-system "$work"

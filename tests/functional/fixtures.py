@@ -49,6 +49,8 @@ class TestbedTestCase(testtools.TestCase):
     kexec_options = {}
     ironic_options = {}
     provide_timeout = scenario.PROVIDE_TIMEOUT
+    # The node's firmware (testbed.node.FIRMWARES).
+    firmware = tb_node.FIRMWARE_BIOS
     _setup_error = None
 
     @classmethod
@@ -67,7 +69,8 @@ class TestbedTestCase(testtools.TestCase):
             cls.workdir, cls.images, kexec_options=cls.kexec_options,
             ironic_options=cls.ironic_options,
             provide_timeout=cls.provide_timeout,
-            extra_image_dirs=cls.extra_image_dirs(cls.images))
+            extra_image_dirs=cls.extra_image_dirs(cls.images),
+            firmware=cls.firmware)
         try:
             cls.testbed.start()
             cls.testbed.enrol()
@@ -126,7 +129,8 @@ class TestbedTestCase(testtools.TestCase):
         with open(os.path.join(out, 'node.json'), 'w') as f:
             json.dump({'node': result.node, 'history': result.history,
                        'events': result.events,
-                       'instance_answer': result.instance_answer}, f,
+                       'instance_answer': result.instance_answer,
+                       'instance_firmware': result.instance_firmware}, f,
                       indent=2, sort_keys=True, default=str)
         spec = self.testbed.spec
         for name, path in (('serial.log', spec.serial_log),
@@ -145,6 +149,31 @@ class TestbedTestCase(testtools.TestCase):
         self.assertIsNotNone(result.usable,
                              'the instance never answered on its port')
         self.assertIsNotNone(result.instance_answer)
+
+    def assertKexecHandoff(self, result):
+        """Active through a verified kexec: no firmware after the handoff."""
+        self.assertDeployedActive(result)
+        record = result.kexec_record
+        self.assertIsNotNone(record, 'no kexec record on the node')
+        self.assertEqual('kexec', record.get('path'), record)
+        self.assertIsNone(record.get('reason'), record)
+        # The agent was booted through the firmware once; the instance
+        # was not: no firmware run and no power action after the handoff.
+        self.assertEqual(1, result.firmware_runs)
+        self.assertEqual(0, result.firmware_runs_after_handoff)
+        self.assertEqual([], result.power_actions_after_handoff)
+        # The instance's kernel printed after the handoff, before the
+        # instance answered.
+        kernel = result.events.get('instance kernel')
+        self.assertIsNotNone(kernel)
+        self.assertLess(result.events['handoff'], kernel)
+        self.assertLess(kernel, result.usable)
+        self.assertInstanceCmdlineClean(result)
+        # The conductor saw the instance answer before it said active.
+        verify = record.get('verify') or {}
+        self.assertEqual('verified', verify.get('status'), record)
+        self.assertGreater(record['timings']['verify'], 0)
+        self.assertEqual(record['timings']['verify'], verify['seconds'])
 
     def assertFellBack(self, result, reason):
         """Active by the power cycle, with ``reason`` on the node.

@@ -24,30 +24,6 @@ from tests.functional import fixtures
 class KexecDeployTest(fixtures.TestbedTestCase):
     """deploy_interface=kexec: the agent kexecs into the instance."""
 
-    def assertKexecHandoff(self, result):
-        self.assertDeployedActive(result)
-        record = result.kexec_record
-        self.assertIsNotNone(record, 'no kexec record on the node')
-        self.assertEqual('kexec', record.get('path'), record)
-        self.assertIsNone(record.get('reason'), record)
-        # The agent was booted through the firmware once; the instance
-        # was not: no firmware run and no power action after the handoff.
-        self.assertEqual(1, result.firmware_runs)
-        self.assertEqual(0, result.firmware_runs_after_handoff)
-        self.assertEqual([], result.power_actions_after_handoff)
-        # The instance's kernel printed after the handoff, before the
-        # instance answered.
-        kernel = result.events.get('instance kernel')
-        self.assertIsNotNone(kernel)
-        self.assertLess(result.events['handoff'], kernel)
-        self.assertLess(kernel, result.usable)
-        self.assertInstanceCmdlineClean(result)
-        # The conductor saw the instance answer before it said active.
-        verify = record.get('verify') or {}
-        self.assertEqual('verified', verify.get('status'), record)
-        self.assertGreater(record['timings']['verify'], 0)
-        self.assertEqual(record['timings']['verify'], verify['seconds'])
-
     def assertCounted(self, before, name):
         """The testbed's statsd received ``name`` once since ``before``."""
         after = self.testbed.metrics_counters()

@@ -195,8 +195,8 @@ class ScheduleTestCase(unittest.TestCase):
                          stats.variants_of(['disk-fast-track']))
 
     def test_fast_track_pair(self):
-        self.assertEqual(('disk', 'diskless', 'disk-fast-track'),
-                         stats.PAIRS)
+        self.assertEqual(('disk', 'diskless', 'disk-fast-track',
+                          'uefi-disk'), stats.PAIRS)
         self.assertEqual(('diskless', 'disk-fast-track'),
                          stats.FAST_TRACK_PAIRS)
         self.assertEqual(('direct-fast-track', 'disk-fast-track',
@@ -372,6 +372,21 @@ class FinalLineTestCase(unittest.TestCase):
         self.assertEqual('time-to-usable kexec/power-cycle: disk n/a, '
                          'diskless n/a, disk-fast-track 0.50 (1 runs, post '
                          '0 s)', line)
+
+    def test_uefi_pair_when_run(self):
+        runs = samples.data()['runs'] + [
+            samples.run('uefi-direct', 1, 200.0, post=0.0),
+            samples.run('uefi-kexec', 1, 150.0, post=0.0)]
+        line = stats.final_line(stats.summarize(runs), 0.0, 3)
+        self.assertEqual('time-to-usable kexec/power-cycle: disk 0.76, '
+                         'diskless n/a, disk-fast-track n/a, uefi-disk 0.75 '
+                         '(3 runs, post 0 s)', line)
+
+    def test_uefi_pair_variants(self):
+        self.assertEqual(['uefi-direct', 'uefi-kexec'],
+                         stats.variants_of(['uefi-disk']))
+        self.assertEqual(('uefi-kexec', 'uefi-disk', 'kexec', 'kexec',
+                          'uefi_whole_disk'), stats.variant('uefi-kexec'))
 
 
 class RecordedSmokeRunTestCase(unittest.TestCase):
