@@ -69,6 +69,7 @@ METRICS = metrics_utils.get_metrics_logger(__name__)
 # After the stock steps: boot_instance is 20. The instance must be on its
 # tenant network before it can answer there.
 VERIFY_PRIORITY = 10
+VERIFY_STEP = 'verify_kexec'
 
 SET_MODE_ARGSINFO = {
     'mode': {
@@ -558,7 +559,7 @@ class KexecInterfaceMixin(object):
 
 def _is_verify_step(step):
     return ((step or {}).get('interface') == 'deploy'
-            and (step or {}).get('step') == 'verify_kexec')
+            and (step or {}).get('step') == VERIFY_STEP)
 
 
 def _in_workers(manager, items, func, context):

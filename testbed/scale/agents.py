@@ -586,6 +586,10 @@ class Machine(object):
         self.bmc_port = spec['bmc_port']
         self.agent_port = spec['agent_port']
         self.instance_port = spec['instance_port']
+        # Which ironic-api process and which BMC process serve it.
+        self.api_port = spec.get('api_port') or sim.api_port
+        self.bmc_control_port = (spec.get('bmc_control_port')
+                                 or sim.bmc_control_port)
         self.counts = collections.Counter()
         self.events = []
         self.agent = None
@@ -698,7 +702,8 @@ class Simulation(object):
         machine.counts['ironic_' + what] += 1
         start = time.monotonic()
         try:
-            status, result = await http_call(self.api_port, method, path,
+            status, result = await http_call(machine.api_port, method,
+                                             path,
                                              body, headers)
         except (OSError, asyncio.TimeoutError, ValueError, IndexError):
             machine.counts['ironic_%s_failed' % what] += 1
@@ -707,9 +712,10 @@ class Simulation(object):
         return status, result
 
     def tell_bmc(self, port, event):
+        machine = self.by_bmc[port]
         self._bmc_out.sendto(json.dumps({'port': port,
                                          'event': event}).encode(),
-                             ('127.0.0.1', self.bmc_control_port))
+                             ('127.0.0.1', machine.bmc_control_port))
 
     def datagram(self, data):
         try:

@@ -44,22 +44,27 @@ class Cluster(object):
 
     :param workdir: where configurations, logs and state go.
     :param db_url: the SQLAlchemy URL of the shared database.
-    :param api_port: the API's port.
+    :param api_ports: the port of each ironic-api process (a list; an
+        int for one).
     :param rpc_ports: one JSON-RPC port per conductor.
     :param http_port: the port of the harness's HTTP server (images).
     :param options: {section: {option: value}} on top of the defaults,
         for every process (what the operator sets).
     """
 
-    def __init__(self, workdir, db_url, api_port, rpc_ports, http_port,
+    def __init__(self, workdir, db_url, api_ports, rpc_ports, http_port,
                  options=None):
         self.workdir = os.path.abspath(workdir)
         self.db_url = db_url
-        self.api_port = api_port
+        self.api_ports = ([api_ports] if isinstance(api_ports, int)
+                          else list(api_ports))
+        self.api_port = self.api_ports[0]
         self.rpc_ports = list(rpc_ports)
         self.http_port = http_port
         self.options = options or {}
         self.api = None
+        # The other ironic-api processes, {name: Popen}.
+        self.more_apis = {}
         self.conductors = {}
 
     @property
@@ -122,7 +127,7 @@ class Cluster(object):
                 'enabled_storage_interfaces': 'noop',
             },
             'api': {
-                'host_ip': '127.0.0.1', 'port': str(self.api_port),
+                'host_ip': '127.0.0.1', 'port': str(self._api_port_of(name)),
                 # ironic-api's own server (cheroot) binds its socket in
                 # each worker: with more than one, every other worker
                 # fails with "Address already in use" and is respawned
@@ -227,8 +232,21 @@ class Cluster(object):
         for i, port in enumerate(self.rpc_ports):
             self.start_conductor(i)
         self.api = self._spawn('api', 'ironic-api', self._write('api'))
+        for index in range(1, len(self.api_ports)):
+            name = self.api_name(index)
+            self.more_apis[name] = self._spawn(name, 'ironic-api',
+                                               self._write(name))
         self.wait_for_api(timeout)
         self.wait_for_conductors(timeout)
+
+    def api_name(self, index):
+        return 'api' if index == 0 else 'api%d' % index
+
+    def _api_port_of(self, name):
+        for index, port in enumerate(self.api_ports):
+            if self.api_name(index) == name:
+                return port
+        return self.api_port
 
     def conductor_name(self, index):
         return 'conductor%d' % index
@@ -241,20 +259,29 @@ class Cluster(object):
         return self.conductors[index]
 
     def wait_for_api(self, timeout):
+        """Until every ironic-api process answers."""
         deadline = time.monotonic() + timeout
+        procs = dict(self.more_apis, api=self.api)
+        waiting = {self.api_name(i): port
+                   for i, port in enumerate(self.api_ports)}
         while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError('ironic-api exited, see %s/api.log'
-                                   % self.workdir)
-            try:
-                with urllib.request.urlopen(self.url + '/v1/drivers',
-                                            timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
+            for name in list(waiting):
+                if procs[name].poll() is not None:
+                    raise RuntimeError('ironic-api exited, see %s/%s.log'
+                                       % (self.workdir, name))
+                try:
+                    with urllib.request.urlopen(
+                            'http://127.0.0.1:%d/v1/drivers'
+                            % waiting[name], timeout=5) as resp:
+                        if resp.status == 200:
+                            del waiting[name]
+                except OSError:
+                    pass
+            if not waiting:
+                return
             time.sleep(1)
-        raise TimeoutError('Ironic API not up in %ss' % timeout)
+        raise TimeoutError('Ironic API %s not up in %ss'
+                           % (sorted(waiting), timeout))
 
     def wait_for_conductors(self, timeout):
         """Until the API lists every conductor as alive."""
@@ -288,6 +315,9 @@ class Cluster(object):
         out = {}
         if self.api is not None and self.api.poll() is None:
             out['api'] = self.api.pid
+        for name, proc in self.more_apis.items():
+            if proc.poll() is None:
+                out[name] = proc.pid
         for index, proc in self.conductors.items():
             if proc.poll() is None:
                 out[self.conductor_name(index)] = proc.pid
@@ -300,7 +330,8 @@ class Cluster(object):
         proc.wait(30)
 
     def stop(self):
-        procs = [self.api] + list(self.conductors.values())
+        procs = ([self.api] + list(self.more_apis.values())
+                 + list(self.conductors.values()))
         for proc in procs:
             if proc is not None and proc.poll() is None:
                 try:

@@ -119,6 +119,7 @@ def summarize(run):
     nodes = run['nodes']
     out = {
         'name': run['name'],
+        'interfaces': '+'.join(run.get('interfaces') or ()),
         'nodes': len(nodes),
         'conductors': run['conductors'],
         'active': sum(1 for n in nodes if n['provision_state'] == 'active'),
@@ -143,10 +144,16 @@ def summarize(run):
                and v is not None)
     out['conductor_cpu_s'] = cond
     out['conductor_cpu_per_deploy'] = per_deploy(cond, len(nodes))
-    out['api_cpu_per_deploy'] = per_deploy(cpu.get('api'), len(nodes))
+    # Every ironic-api process, every BMC process.
+    api = sum(v for k, v in cpu.items() if k.startswith('api')
+              and v is not None)
+    bmcs = sum(v for k, v in cpu.items() if k.startswith('bmcs')
+               and v is not None)
+    out['api_cpu_per_deploy'] = per_deploy(api if 'api' in cpu else None,
+                                           len(nodes))
     out['db_cpu_per_deploy'] = per_deploy(cpu.get('postgres'), len(nodes))
     out['sim_cpu_per_deploy'] = per_deploy(
-        (cpu.get('agents') or 0) + (cpu.get('bmcs') or 0), len(nodes))
+        (cpu.get('agents') or 0) + bmcs, len(nodes))
     db = run.get('db', {})
     out['db_statements_per_deploy'] = per_deploy(db.get('statements'),
                                                  len(nodes))
@@ -209,8 +216,13 @@ def chart(summaries, path):
         from matplotlib import pyplot
     except ImportError:
         return None
-    points = sorted((s for s in summaries if s['conductors'] == 1),
+    one = [s for s in summaries if s['conductors'] == 1]
+    # The lines: the runs of both interfaces; the runs of one interface
+    # (what the handoff costs) are points of their own.
+    points = sorted((s for s in one if '+' in s.get('interfaces', '+')),
                     key=lambda s: s['nodes'])
+    alone = {iface: [s for s in one if s.get('interfaces') == iface]
+             for iface in ('kexec', 'direct')}
     if not points:
         return None
     nodes = [s['nodes'] for s in points]
@@ -226,7 +238,14 @@ def chart(summaries, path):
     left.set_title('Time to active')
     left.set_xscale('log')
     left.legend()
-    right.plot(nodes, [s['conductor_cpu_per_deploy'] for s in points], 'o-')
+    right.plot(nodes, [s['conductor_cpu_per_deploy'] for s in points], 'o-',
+               label='kexec and direct')
+    for iface, marker in (('kexec', 's'), ('direct', '^')):
+        if alone[iface]:
+            right.plot([s['nodes'] for s in alone[iface]],
+                       [s['conductor_cpu_per_deploy'] for s in alone[iface]],
+                       marker, label='%s only' % iface)
+    right.legend()
     right.set_xlabel('concurrent deploys (nodes)')
     right.set_ylabel('CPU seconds per deploy')
     right.set_title('Conductor CPU per deploy')

@@ -118,12 +118,16 @@ def _free(port, kind):
 class Ports(object):
     """Every port of one run, from a base, checked free on 127.0.0.1."""
 
-    def __init__(self, base, nodes, conductors):
-        self.api = base
+    def __init__(self, base, nodes, conductors, apis=1, bmc_processes=1):
+        # One port per ironic-api process and per BMC process.
+        self.apis = [base] + [base + 30 + i for i in range(1, apis)]
+        self.api = self.apis[0]
         self.http = base + 1
         self.db = base + 2
         self.events = base + 3
-        self.bmc_control = base + 4
+        self.bmc_controls = [base + 4] + [base + 60 + i
+                                          for i in range(1, bmc_processes)]
+        self.bmc_control = self.bmc_controls[0]
         # The first conductor on JSON-RPC's default port: see
         # Cluster.host.
         self.rpc = [8089] + [base + 10 + i for i in range(1, conductors)]
@@ -131,10 +135,10 @@ class Ports(object):
         self.bmc = [first + i for i in range(nodes)]
         self.agent = [first + nodes + i for i in range(nodes)]
         self.instance = [first + 2 * nodes + i for i in range(nodes)]
-        busy = [p for p in [self.api, self.http, self.db] + self.rpc
+        busy = [p for p in self.apis + [self.http, self.db] + self.rpc
                 + self.agent + self.instance
                 if not _free(p, socket.SOCK_STREAM)]
-        busy += [p for p in [self.events, self.bmc_control] + self.bmc
+        busy += [p for p in [self.events] + self.bmc_controls + self.bmc
                  if not _free(p, socket.SOCK_DGRAM)]
         if busy:
             raise RuntimeError('ports in use on 127.0.0.1: %s; choose '
@@ -146,10 +150,17 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _FileServer(http.server.ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections when a hundred
+    # deploys validate their image at once: Ironic then fails them
+    # ("Validation of image href ... failed"), a harness failure.
+    request_queue_size = 1024
+
+
 def serve_files(root, port):
     """The image server: deploy kernel/ramdisk and the instance image."""
     handler = functools.partial(_Quiet, directory=root)
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', port), handler)
+    server = _FileServer(('127.0.0.1', port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -196,8 +207,16 @@ def interface_for(index, interfaces):
     return interfaces[index % len(interfaces)]
 
 
+def bmc_ranges(count, processes):
+    """[(first index, count)] of the nodes each BMC process serves."""
+    chunk = -(-count // processes)
+    return [(first, min(chunk, count - first))
+            for first in range(0, count, chunk)]
+
+
 def node_specs(count, ports, interfaces):
     specs = []
+    ranges = bmc_ranges(count, len(ports.bmc_controls))
     for i in range(count):
         specs.append({
             'index': i,
@@ -210,6 +229,13 @@ def node_specs(count, ports, interfaces):
             'agent_port': ports.agent[i],
             'instance_port': ports.instance[i],
             'deploy_interface': interface_for(i, interfaces),
+            # The agents of each node talk to one of the API processes,
+            # as behind a load balancer; its BMC is in one of the BMC
+            # processes.
+            'api_port': ports.apis[i % len(ports.apis)],
+            'bmc_control_port': ports.bmc_controls[
+                [k for k, (first, n) in enumerate(ranges)
+                 if first <= i < first + n][0]],
         })
     return specs
 
@@ -344,7 +370,8 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
     if os.path.exists(workdir):
         subprocess.run(['rm', '-rf', workdir], check=True)
     os.makedirs(workdir)
-    ports = Ports(args.port_base, count, conductors)
+    ports = Ports(args.port_base, count, conductors, args.api_processes,
+                  args.bmc_processes)
     files = os.path.join(workdir, 'files')
     sums = make_files(files)
     http_url = 'http://127.0.0.1:%d' % ports.http
@@ -365,7 +392,7 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
         section, _, option = key.partition('.')
         options.setdefault(section, {})[option] = value
     cluster = scale_cluster.Cluster(os.path.join(workdir, 'ironic'),
-                                    db.url, ports.api, ports.rpc,
+                                    db.url, ports.apis, ports.rpc,
                                     ports.http, options)
     procs = {}
     result = {'name': name, 'conductors': conductors,
@@ -375,19 +402,27 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
                              'write_time': args.write_time,
                              'load_time': args.load_time,
                              'execute_time': args.execute_time,
-                             'write_spread': args.write_spread}}
+                             'write_spread': args.write_spread},
+              'processes': {'api': args.api_processes,
+                            'bmcs': args.bmc_processes}}
     try:
         db.start()
         cluster.start()
         specs = node_specs(count, ports, interfaces)
         with open(os.path.join(workdir, 'nodes.json'), 'w') as f:
             json.dump(specs, f)
-        procs['bmcs'] = _spawn(
-            ['-m', 'testbed.scale.bmcs', '--first-port', str(ports.bmc[0]),
-             '--count', str(count), '--events-port', str(ports.events),
-             '--control-port', str(ports.bmc_control),
-             '--stats', os.path.join(workdir, 'bmcs.json')],
-            os.path.join(workdir, 'bmcs.log'))
+        bmc_names = []
+        for k, (first, n) in enumerate(bmc_ranges(count,
+                                                  args.bmc_processes)):
+            name_k = 'bmcs' if k == 0 else 'bmcs%d' % k
+            bmc_names.append(name_k)
+            procs[name_k] = _spawn(
+                ['-m', 'testbed.scale.bmcs',
+                 '--first-port', str(ports.bmc[first]),
+                 '--count', str(n), '--events-port', str(ports.events),
+                 '--control-port', str(ports.bmc_controls[k]),
+                 '--stats', os.path.join(workdir, name_k + '.json')],
+                os.path.join(workdir, name_k + '.log'))
         procs['agents'] = _spawn(
             ['-m', 'testbed.scale.agents',
              '--nodes', os.path.join(workdir, 'nodes.json'),
@@ -505,13 +540,10 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
         _stop(procs.pop('agents'), 30)
         with open(os.path.join(workdir, 'agents.json')) as f:
             agent_stats = json.load(f)
-        os.kill(procs['bmcs'].pid, signal.SIGUSR1)
+        for name_k in bmc_names:
+            os.kill(procs[name_k].pid, signal.SIGUSR1)
         time.sleep(1)
-        try:
-            with open(os.path.join(workdir, 'bmcs.json')) as f:
-                result['bmcs'] = json.load(f)
-        except (OSError, ValueError):
-            result['bmcs'] = None
+        result['bmcs'] = _bmc_stats(workdir, bmc_names)
         result['nodes'] = []
         for spec in specs:
             node = api.ok('GET', '/v1/nodes/%s?fields=provision_state,'
@@ -545,6 +577,21 @@ def run_once(args, count, conductors, interfaces, name, failover=False):
     with open(os.path.join(workdir, 'result.json'), 'w') as f:
         json.dump(result, f, indent=1, sort_keys=True)
     return result
+
+
+def _bmc_stats(workdir, names):
+    """The BMC processes' statistics, added up; None if one is missing."""
+    total = {}
+    for name in names:
+        try:
+            with open(os.path.join(workdir, name + '.json')) as f:
+                stats = json.load(f)
+        except (OSError, ValueError):
+            return None
+        for key, value in stats.items():
+            total[key] = total.get(key, 0) + value
+    total['processes'] = len(names)
+    return total
 
 
 def _short_record(rec):
@@ -629,6 +676,12 @@ def main(argv=None):
     parser.add_argument('--execute-time', type=float, default=0.05,
                         help='seconds the agent still answers after '
                              'kexec.execute\'s delay, before it kexecs')
+    parser.add_argument('--api-processes', type=int, default=1,
+                        help='ironic-api processes; each node\'s agent '
+                             'uses one, round robin')
+    parser.add_argument('--bmc-processes', type=int, default=1,
+                        help='processes the virtual BMCs are shared '
+                             'between')
     parser.add_argument('--write-spread', type=float, default=0.0,
                         help='node i writes its image in write-time + '
                              'write-spread * i / nodes seconds')

@@ -83,7 +83,8 @@ class FakeConductor(object):
 
 def run_verify_step(task):
     """``verify_kexec`` as the conductor runs a deploy step; its result."""
-    task.node.deploy_step = {'interface': 'deploy', 'step': 'verify_kexec',
+    task.node.deploy_step = {'interface': 'deploy',
+                             'step': interface.VERIFY_STEP,
                              'priority': interface.VERIFY_PRIORITY,
                              'argsinfo': None}
     result = task.driver.deploy.verify_kexec(task)
@@ -610,6 +611,14 @@ class VerificationTestCase(base.KexecTestCase):
                 'verify': {'status': record.PENDING,
                            'target': self.target(),
                            'deadline': time.time() + 600}}})
+
+    def test_verify_step_name(self):
+        # The periodic task finds waiting nodes by this name.
+        node = self.create_node()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            steps = task.driver.deploy.get_deploy_steps(task)
+        self.assertIn((interface.VERIFY_STEP, interface.VERIFY_PRIORITY),
+                      [(s['step'], s['priority']) for s in steps])
 
     def test_answers_handled_in_workers(self):
         nodes = [self.waiting_node() for _i in range(5)]

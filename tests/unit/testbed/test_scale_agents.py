@@ -32,6 +32,8 @@ class _FakeSim(object):
         self.load_time = 0.0
         self.power_off_time = 0.0
         self.execute_time = 0.05
+        self.api_port = None
+        self.bmc_control_port = None
         # Long enough that no instance opens a real port in a test.
         self.boot_time = 600.0
         self.told_bmc = []
@@ -235,3 +237,31 @@ class WriteSpreadTestCase(unittest.TestCase):
                                 write_spread=20.0)
         self.assertEqual([5.0, 10.0, 15.0, 20.0],
                          [sim.write_time_of(m) for m in sim.machines])
+
+
+class ProcessesTestCase(unittest.TestCase):
+    """Nodes shared between API and BMC processes (testbed.scale.run)."""
+
+    def test_bmc_ranges_cover_every_node_once(self):
+        from testbed.scale import run
+        for count, processes in ((500, 5), (20, 3), (7, 1), (3, 5)):
+            ranges = run.bmc_ranges(count, processes)
+            covered = [i for first, n in ranges
+                       for i in range(first, first + n)]
+            self.assertEqual(list(range(count)), covered)
+            self.assertLessEqual(len(ranges), processes)
+
+    def test_node_specs_spread(self):
+        from testbed.scale import run
+
+        class Ports(object):
+            apis = [100, 130]
+            bmc_controls = [104, 161, 162]
+            bmc = list(range(1000, 1010))
+            agent = list(range(2000, 2010))
+            instance = list(range(3000, 3010))
+
+        specs = run.node_specs(10, Ports, ['kexec', 'direct'])
+        self.assertEqual([100, 130] * 5, [s['api_port'] for s in specs])
+        self.assertEqual([104] * 4 + [161] * 4 + [162] * 2,
+                         [s['bmc_control_port'] for s in specs])
