@@ -95,6 +95,10 @@ INSTANCE = ImageSet(
      'testbed/ramdisk/udhcpc.script'],
     {'whole_disk': 'whole-disk.img',
      'uefi_whole_disk': 'uefi-whole-disk.img',
+     'uefi_unsigned_disk': 'uefi-unsigned-disk.img',
+     'sb_shim': 'sb-shimx64.efi',
+     'sb_grub': 'sb-grubx64.efi',
+     'sb_mokmanager': 'sb-mmx64.efi',
      'partition': 'partition.img',
      'partition_kernel': 'partition.kernel',
      'partition_ramdisk': 'partition.initramfs',
@@ -127,7 +131,7 @@ class Images(object):
     """Absolute paths of the testbed's artifacts, and their checksums.
 
     Attributes: agent_kernel, agent_ramdisk, whole_disk, uefi_whole_disk,
-    partition,
+    uefi_unsigned_disk, sb_shim, sb_grub, sb_mokmanager, partition,
     partition_kernel, partition_ramdisk, no_kernel_disk, instance_kernel,
     instance_ramdisk (paths), checksums (attribute name -> sha256 hex) and
     checksum_algo ('sha256').

@@ -129,6 +129,18 @@ class NodeSpec:
         return self.firmware in OVMF_BUILDS
 
     @property
+    def tftp_boot(self):
+        """Whether the firmware's own PXE loads the boot file by TFTP.
+
+        The NIC then has no option ROM (``romfile=``): QEMU's default one
+        for virtio-net is iPXE, which would take over the network boot
+        (and iPXE cannot chain-load shim under Secure Boot,
+        rhboot/shim#760). OVMF's own virtio-net driver and PXE remain.
+        """
+        return bool(self.tftp_root and self.bootfile
+                    and '://' not in self.bootfile)
+
+    @property
     def nvram(self):
         """The node's own OVMF variable store (UEFI nodes)."""
         return os.path.join(self.workdir, 'OVMF_VARS.fd')
@@ -235,6 +247,8 @@ def _boot_device_args(spec, firmware, boot_device):
     """The disk and the NIC, in the order the boot device asks for."""
     drive = 'file=%s,if=virtio,format=raw,cache=unsafe' % spec.disk
     nic = 'virtio-net-pci,netdev=n0,mac=%s' % spec.mac
+    if spec.tftp_boot:
+        nic += ',romfile='
     if firmware == FIRMWARE_BIOS:
         order = 'n' if boot_device == BOOT_NETWORK else 'c'
         return ['-boot', 'order=%s' % order, '-drive', drive,

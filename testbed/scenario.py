@@ -40,6 +40,7 @@ from testbed import bmc as tb_bmc
 from testbed import httpd
 from testbed import ironic_service
 from testbed import node as tb_node
+from testbed import secureboot
 from testbed import statsd_sink
 from testbed import timeline
 
@@ -54,7 +55,8 @@ UNDEPLOY_TIMEOUT = 300
 USABLE_TIMEOUT = 300
 
 # Images of a whole disk versus a root filesystem (partition deploy).
-WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk', 'uefi_whole_disk')
+WHOLE_DISK_IMAGES = ('whole_disk', 'no_kernel_disk', 'uefi_whole_disk',
+                     'uefi_unsigned_disk')
 PARTITION_IMAGES = ('partition',)
 # A diskless instance: its kernel and initramfs, booted by the ramdisk
 # deploy interfaces.
@@ -121,14 +123,22 @@ class Testbed(object):
     :param boot_mode: the node's boot_mode capability in Ironic; default
         ``uefi`` for a UEFI node, ``bios`` otherwise. Ironic's ipxe boot
         interface and ipmitool management follow it (the EFI boot flag).
+    :param boot_interface: Ironic's boot interface for the node: ``ipxe``
+        (default; iPXE over HTTP) or ``pxe``, the Secure Boot chain of a
+        UEFI node (testbed.secureboot): OVMF's own PXE loads shim, then
+        Debian's signed network GRUB, from QEMU's TFTP serving Ironic's
+        ``[pxe]tftp_root``; the NIC has no iPXE ROM.
     """
 
     def __init__(self, workdir, images, post_delay=0.0, kexec_options=None,
                  ironic_options=None, provide_timeout=PROVIDE_TIMEOUT,
                  extra_image_dirs=(), firmware=tb_node.FIRMWARE_BIOS,
-                 boot_mode=None):
+                 boot_mode=None, boot_interface='ipxe'):
         if firmware not in tb_node.FIRMWARES:
             raise ValueError('unknown firmware %r' % firmware)
+        if boot_interface not in ('ipxe', secureboot.BOOT_INTERFACE):
+            raise ValueError('unknown boot interface %r' % boot_interface)
+        self.boot_interface = boot_interface
         self.firmware = firmware
         self.boot_mode = boot_mode or (
             'bios' if firmware == tb_node.FIRMWARE_BIOS else 'uefi')
@@ -186,13 +196,20 @@ class Testbed(object):
         disk = os.path.join(disk_dir, 'disk.img')
         with open(disk, 'wb') as f:
             f.truncate(DISK_SIZE)
+        ironic_workdir = os.path.join(self.workdir, 'ironic')
+        ironic_options = self.statsd.ironic_options()
+        boot_fields = {}
+        if self.boot_interface == secureboot.BOOT_INTERFACE:
+            template = secureboot.write_initial_grub_template(
+                os.path.join(self.workdir, 'secureboot'))
+            for section, values in secureboot.options(
+                    ironic_workdir, self.images, template).items():
+                ironic_options.setdefault(section, {}).update(values)
         self.spec = tb_node.NodeSpec(
             workdir=node_dir, disk=disk, mac=NODE_MAC,
             api_port=self.api_port, http_port=self.http_port,
             agent_port=self.agent_port, instance_port=self.instance_port,
             firmware=self.firmware)
-        spec_file = os.path.join(node_dir, 'node.json')
-        self.spec.save(spec_file)
 
         kexec_options = dict(VERIFY_OPTIONS, **self.kexec_options)
         # The instance's port as the conductor reaches it. QEMU's user
@@ -200,16 +217,22 @@ class Testbed(object):
         # only the instance's first byte tells that it is up (banner:).
         kexec_options.setdefault('verify',
                                  'banner:127.0.0.1:%d' % self.instance_port)
-        ironic_options = self.statsd.ironic_options()
         for section, values in self.ironic_options.items():
             ironic_options.setdefault(section, {}).update(values)
         self.ironic = ironic_service.IronicService(
-            os.path.join(self.workdir, 'ironic'), self.api_port,
+            ironic_workdir, self.api_port,
             self.http_port, self.agent_port,
             allowed_paths=self._image_dirs(),
             kexec_options=kexec_options,
             extra_options=ironic_options)
         self.ironic.write_config()
+        if self.boot_interface == secureboot.BOOT_INTERFACE:
+            # QEMU's TFTP serves Ironic's tftp_root; its DHCP names shim.
+            boot_fields = secureboot.node_boot_fields(self.ironic)
+        for field, value in boot_fields.items():
+            setattr(self.spec, field, value)
+        spec_file = os.path.join(node_dir, 'node.json')
+        self.spec.save(spec_file)
 
         self.http = httpd.HttpServer(self.ironic.http_root, self.http_port,
                                      log_path=self.http_log)
@@ -351,7 +374,7 @@ class Testbed(object):
             'node', 'create', '--name', NODE_NAME,
             '--driver', ironic_service.hardware_type(),
             '--deploy-interface', deploy_interface,
-            '--boot-interface', 'ipxe',
+            '--boot-interface', self.boot_interface,
             '--network-interface', 'noop',
             '--resource-class', 'testbed',
             '--driver-info', 'ipmi_address=127.0.0.1',

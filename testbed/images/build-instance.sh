@@ -9,6 +9,14 @@
 #                        signed GRUB EFI installed by grub-install, also
 #                        at the removable path EFI/BOOT/BOOTX64.EFI (boots
 #                        with empty NVRAM); Debian's own grub.cfg
+#   uefi-unsigned-disk.img  the same, but its /boot/vmlinuz-* has no
+#                        signature (sbattach --remove): Secure Boot's
+#                        kexec_file_load and shim both refuse it
+#   sb-shimx64.efi       the Secure Boot network boot chain of the
+#   sb-grubx64.efi       testbed's pxe nodes (testbed/secureboot.py), from
+#   sb-mmx64.efi         the UEFI root's packages: Microsoft-signed shim,
+#                        Debian-signed *network* GRUB (grubnetx64), the
+#                        signed MOK manager
 #   partition.img        the ext4 root file system alone, GRUB installed in
 #                        it for the agent's install_bootloader
 #   partition.kernel     the kernel and initramfs in its /boot
@@ -218,6 +226,35 @@ printf '%s\n' 'grub-efi-amd64 grub2/update_nvram boolean false' \
 chroot "$mnt" env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     apt-get install -y -q --no-install-recommends \
     $(package_list "$HERE/instance-uefi-packages.txt" | tr ',' ' ')
+# The Secure Boot netboot loaders, as the packages just installed ship
+# them, checked signed; and the kernel without its signature. sbsigntool
+# only for that: it leaves the image again.
+chroot "$mnt" env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    apt-get install -y -q --no-install-recommends sbsigntool
+for pair in shim/shimx64.efi.signed:sb-shimx64.efi \
+        grub/x86_64-efi-signed/grubnetx64.efi.signed:sb-grubx64.efi \
+        shim/mmx64.efi.signed:sb-mmx64.efi; do
+    src=/usr/lib/${pair%%:*}
+    chroot "$mnt" sbverify --list "$src" | grep -q 'signature 1' || {
+        echo "$src carries no signature" >&2
+        exit 1
+    }
+    install -m 0644 "$mnt$src" "$out/${pair#*:}.tmp"
+done
+chroot "$mnt" sbverify --list "/boot/vmlinuz-$abi" | grep -q 'signature 1' || {
+    echo "the kernel carries no signature" >&2
+    exit 1
+}
+cp "$mnt/boot/vmlinuz-$abi" "$mnt/tmp/vmlinuz-unsigned"
+chroot "$mnt" sbattach --remove /tmp/vmlinuz-unsigned
+if chroot "$mnt" sbverify --list /tmp/vmlinuz-unsigned |
+        grep -q 'signature 1'; then
+    echo "sbattach left a signature on the kernel" >&2
+    exit 1
+fi
+mv "$mnt/tmp/vmlinuz-unsigned" "$work/vmlinuz-unsigned"
+chroot "$mnt" env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    apt-get purge -y -q sbsigntool
 umount "$mnt/var/cache/apt/archives" "$mnt/var/lib/apt/lists"
 for removable in "" --removable; do
     # shellcheck disable=SC2086  # an optional word
@@ -243,6 +280,18 @@ done
 log "ESP: $(mdir -/ -b -i "${LOOP}p1" ::/ 2>/dev/null | tr '\n' ' ')"
 umount "$mnt/boot/efi"
 release_disk
+
+log "UEFI whole-disk image with an unsigned kernel"
+cp --sparse=always "$out/uefi-whole-disk.img.tmp" \
+    "$out/uefi-unsigned-disk.img.tmp"
+LOOP=$(losetup -fP --show "$out/uefi-unsigned-disk.img.tmp")
+wait_partition "${LOOP}p2"
+mount "${LOOP}p2" "$mnt"
+install -m 0644 "$work/vmlinuz-unsigned" "$mnt/boot/vmlinuz-$abi"
+umount "$mnt"
+losetup -d "$LOOP"
+rm -f "${LOOP}p1" "${LOOP}p2"
+LOOP=
 
 log "no-kernel disk image (extlinux)"
 make_disk "$out/no-kernel-disk.img.tmp"
@@ -291,6 +340,7 @@ pack_initramfs "$small" "$out/instance.initramfs.tmp"
 cp "$out/partition.kernel.tmp" "$out/instance.kernel.tmp"
 
 for f in partition.img whole-disk.img uefi-whole-disk.img \
+        uefi-unsigned-disk.img sb-shimx64.efi sb-grubx64.efi sb-mmx64.efi \
         no-kernel-disk.img partition.kernel partition.initramfs \
         instance.kernel instance.initramfs; do
     mv "$out/$f.tmp" "$out/$f"

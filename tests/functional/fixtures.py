@@ -51,6 +51,8 @@ class TestbedTestCase(testtools.TestCase):
     provide_timeout = scenario.PROVIDE_TIMEOUT
     # The node's firmware (testbed.node.FIRMWARES).
     firmware = tb_node.FIRMWARE_BIOS
+    # Ironic's boot interface for the node: ipxe, or pxe (Secure Boot).
+    boot_interface = 'ipxe'
     _setup_error = None
 
     @classmethod
@@ -70,7 +72,7 @@ class TestbedTestCase(testtools.TestCase):
             ironic_options=cls.ironic_options,
             provide_timeout=cls.provide_timeout,
             extra_image_dirs=cls.extra_image_dirs(cls.images),
-            firmware=cls.firmware)
+            firmware=cls.firmware, boot_interface=cls.boot_interface)
         try:
             cls.testbed.start()
             cls.testbed.enrol()
@@ -106,12 +108,14 @@ class TestbedTestCase(testtools.TestCase):
         if timeout > 0:
             self.useFixture(fixtures.Timeout(timeout, gentle=True))
 
-    def deploy(self, image, deploy_interface, instance_info=None):
+    def deploy(self, image, deploy_interface, instance_info=None,
+               usable_timeout=scenario.USABLE_TIMEOUT):
         """Deploy, print and save the timeline, undeploy at cleanup."""
         tb = self.testbed
         self.addCleanup(tb.recover)
         result = tb.deploy(image, deploy_interface=deploy_interface,
-                           instance_info=instance_info)
+                           instance_info=instance_info,
+                           usable_timeout=usable_timeout)
         self._save(result)
         print(timeline.format_side_by_side([result]))
         print(result.summary())

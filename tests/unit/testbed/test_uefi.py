@@ -136,6 +136,34 @@ class NetdevTestCase(unittest.TestCase):
         self.assertNotIn('boot.ipxe', net)
         self.assertIn('restrict=on', options)
 
+    def _nic(self, spec, boot=tb_node.BOOT_NETWORK):
+        return [d for d in _option(_command(spec, boot), '-device')
+                if d.startswith('virtio-net-pci')]
+
+    def test_tftp_boot_nic_has_no_ipxe_rom(self):
+        """Booting by TFTP, the firmware's own PXE: no option ROM."""
+        spec = _spec(firmware=tb_node.FIRMWARE_UEFI_SECUREBOOT,
+                     tftp_root='/srv/tftp', bootfile='shimx64.efi')
+        self.assertTrue(spec.tftp_boot)
+        for boot in (tb_node.BOOT_NETWORK, tb_node.BOOT_DISK):
+            self.assertEqual(['virtio-net-pci,netdev=n0,'
+                              'mac=52:54:00:6b:78:01,romfile=,bootindex=%d'
+                              % (1 if boot == tb_node.BOOT_NETWORK else 2)],
+                             self._nic(spec, boot))
+
+    def test_ipxe_nodes_keep_the_rom(self):
+        for spec in (_spec(), _spec(firmware=tb_node.FIRMWARE_UEFI),
+                     _spec(firmware=tb_node.FIRMWARE_UEFI_SECUREBOOT),
+                     # A TFTP root alone, the boot file still iPXE's.
+                     _spec(firmware=tb_node.FIRMWARE_UEFI,
+                           tftp_root='/srv/tftp'),
+                     _spec(firmware=tb_node.FIRMWARE_UEFI,
+                           tftp_root='/srv/tftp',
+                           bootfile='http://10.0.2.100:1/boot.ipxe')):
+            self.assertFalse(spec.tftp_boot, spec)
+            for nic in self._nic(spec):
+                self.assertNotIn('romfile', nic)
+
 
 class NvramTestCase(unittest.TestCase):
 
