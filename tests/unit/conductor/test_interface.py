@@ -638,7 +638,8 @@ class VerificationTestCase(base.KexecTestCase):
         self.assertEqual(sorted(n.uuid for n in nodes), sorted(self.resumed))
 
     def test_one_node_failing_leaves_others_checked(self):
-        nodes = [self.waiting_node() for _i in range(3)]
+        for _i in range(3):
+            self.waiting_node()
         self.instance.start()
         real = record.verified
         calls = []
@@ -654,7 +655,6 @@ class VerificationTestCase(base.KexecTestCase):
             self.run_periodic()
         self.assertEqual(3, len(calls))
         self.assertEqual(sorted(calls[1:]), sorted(self.resumed))
-        self.assertEqual(3, len(nodes))
 
     def test_failed_power_cycle_fallback_left_alone(self):
         # A deploy that failed after a fall back has no check to close.
