@@ -57,6 +57,31 @@ def deploy_interfaces():
     return names
 
 
+def interface_options():
+    """[DEFAULT]'s interface options of every Ironic the testbeds run.
+
+    What the ipmi-kexec nodes use (ipmitool, ipxe, noop network) and
+    nothing else: no inspection, console, vendor, RAID, BIOS, rescue or
+    firmware interface.
+    """
+    return {
+        'enabled_deploy_interfaces': ','.join(deploy_interfaces()),
+        'default_deploy_interface': 'direct',
+        'enabled_boot_interfaces': 'ipxe',
+        'enabled_network_interfaces': 'noop',
+        'enabled_power_interfaces': 'ipmitool',
+        'enabled_management_interfaces': 'ipmitool',
+        'enabled_inspect_interfaces': 'no-inspect',
+        'enabled_console_interfaces': 'no-console',
+        'enabled_vendor_interfaces': 'no-vendor',
+        'enabled_raid_interfaces': 'no-raid',
+        'enabled_bios_interfaces': 'no-bios',
+        'enabled_rescue_interfaces': 'no-rescue',
+        'enabled_firmware_interfaces': 'no-firmware',
+        'enabled_storage_interfaces': 'noop',
+    }
+
+
 class IronicService(object):
     """Configures, starts and stops one standalone Ironic.
 
@@ -108,20 +133,7 @@ class IronicService(object):
                 'use_stderr': 'False',
                 'state_path': state,
                 'enabled_hardware_types': hardware_type(),
-                'enabled_deploy_interfaces': ','.join(deploy_interfaces()),
-                'default_deploy_interface': 'direct',
-                'enabled_boot_interfaces': 'ipxe',
-                'enabled_network_interfaces': 'noop',
-                'enabled_power_interfaces': 'ipmitool',
-                'enabled_management_interfaces': 'ipmitool',
-                'enabled_inspect_interfaces': 'no-inspect',
-                'enabled_console_interfaces': 'no-console',
-                'enabled_vendor_interfaces': 'no-vendor',
-                'enabled_raid_interfaces': 'no-raid',
-                'enabled_bios_interfaces': 'no-bios',
-                'enabled_rescue_interfaces': 'no-rescue',
-                'enabled_firmware_interfaces': 'no-firmware',
-                'enabled_storage_interfaces': 'noop',
+                **interface_options(),
             },
             'api': {
                 'host_ip': '127.0.0.1',

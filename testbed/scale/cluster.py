@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.request
 
-from testbed.ironic_service import deploy_interfaces
+from testbed.ironic_service import interface_options
 
 DEFAULT_RPC_PORT = 8089
 
@@ -111,20 +111,7 @@ class Cluster(object):
                 'use_stderr': 'False',
                 'state_path': state,
                 'enabled_hardware_types': 'ipmi-kexec',
-                'enabled_deploy_interfaces': ','.join(deploy_interfaces()),
-                'default_deploy_interface': 'direct',
-                'enabled_boot_interfaces': 'ipxe',
-                'enabled_network_interfaces': 'noop',
-                'enabled_power_interfaces': 'ipmitool',
-                'enabled_management_interfaces': 'ipmitool',
-                'enabled_inspect_interfaces': 'no-inspect',
-                'enabled_console_interfaces': 'no-console',
-                'enabled_vendor_interfaces': 'no-vendor',
-                'enabled_raid_interfaces': 'no-raid',
-                'enabled_bios_interfaces': 'no-bios',
-                'enabled_rescue_interfaces': 'no-rescue',
-                'enabled_firmware_interfaces': 'no-firmware',
-                'enabled_storage_interfaces': 'noop',
+                **interface_options(),
             },
             'api': {
                 'host_ip': '127.0.0.1', 'port': str(self._api_port_of(name)),
