@@ -179,6 +179,33 @@ class TestbedTestCase(testtools.TestCase):
         self.assertGreater(record['timings']['verify'], 0)
         self.assertEqual(record['timings']['verify'], verify['seconds'])
 
+    def assertStockPowerCycle(self, result):
+        """Active by the stock deploy: no record, the firmware ran twice.
+
+        Once for the agent, once for the instance after the handoff,
+        which the BMC powered on.
+        """
+        self.assertDeployedActive(result)
+        self.assertIsNone(result.kexec_record)
+        self.assertNotEqual([], result.power_actions_after_handoff)
+        self.assertEqual(1, result.firmware_runs_after_handoff)
+        self.assertEqual(2, result.firmware_runs)
+        self.assertInstanceCmdlineClean(result)
+
+    def assertInstanceFirmware(self, result, secureboot):
+        """The instance runs with the firmware's EFI runtime and ACPI.
+
+        :param secureboot: the SecureBoot value the instance must read.
+        """
+        facts = result.instance_firmware
+        self.assertIsNotNone(facts, 'the instance sent no firmware facts: '
+                             '%r' % result.instance_answer)
+        self.assertIs(True, facts.get('efi'), facts)
+        self.assertGreater(facts.get('efivars', 0), 0, facts)
+        self.assertIs(True, facts.get('efivars_read'), facts)
+        self.assertEqual(secureboot, facts.get('secureboot'), facts)
+        self.assertGreater(facts.get('acpi_tables', 0), 0, facts)
+
     def assertFellBack(self, result, reason):
         """Active by the power cycle, with ``reason`` on the node.
 

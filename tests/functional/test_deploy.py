@@ -97,9 +97,4 @@ class DirectDeployTest(fixtures.TestbedTestCase):
 
     def test_whole_disk_direct(self):
         result = self.deploy('whole_disk', 'direct')
-        self.assertDeployedActive(result)
-        self.assertIsNone(result.kexec_record)
-        self.assertNotEqual([], result.power_actions_after_handoff)
-        self.assertEqual(1, result.firmware_runs_after_handoff)
-        self.assertEqual(2, result.firmware_runs)
-        self.assertInstanceCmdlineClean(result)
+        self.assertStockPowerCycle(result)

@@ -47,16 +47,6 @@ class SecureBootKexecTest(fixtures.TestbedTestCase):
     firmware = tb_node.FIRMWARE_UEFI_SECUREBOOT
     boot_interface = secureboot.BOOT_INTERFACE
 
-    def assertSecureBootInstance(self, result):
-        facts = result.instance_firmware
-        self.assertIsNotNone(facts, 'the instance sent no firmware facts: '
-                             '%r' % result.instance_answer)
-        self.assertIs(True, facts.get('efi'), facts)
-        self.assertGreater(facts.get('efivars', 0), 0, facts)
-        self.assertIs(True, facts.get('efivars_read'), facts)
-        self.assertEqual(1, facts.get('secureboot'), facts)
-        self.assertGreater(facts.get('acpi_tables', 0), 0, facts)
-
     def assertAgentBootedByShim(self, result):
         """The agent came through OVMF's PXE, shim and network GRUB."""
         log = self.testbed.spec.serial_log
@@ -78,7 +68,7 @@ class SecureBootKexecTest(fixtures.TestbedTestCase):
         self.assertAgentBootedByShim(result)
         # After the kexec (no firmware in between) the instance still
         # runs with Secure Boot on, EFI runtime and ACPI handed over.
-        self.assertSecureBootInstance(result)
+        self.assertInstanceFirmware(result, secureboot=1)
 
     def test_unsigned_kernel_falls_back(self):
         """An unsigned kernel is refused (lockdown): the power cycle."""

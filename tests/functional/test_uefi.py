@@ -34,16 +34,8 @@ class _UefiTestCase(fixtures.TestbedTestCase):
     firmware = tb_node.FIRMWARE_UEFI
 
     def assertUefiInstance(self, result):
-        """The instance runs with the firmware's EFI runtime and ACPI."""
-        facts = result.instance_firmware
-        self.assertIsNotNone(facts, 'the instance sent no firmware facts: '
-                             '%r' % result.instance_answer)
-        self.assertIs(True, facts.get('efi'), facts)
-        self.assertGreater(facts.get('efivars', 0), 0, facts)
-        self.assertIs(True, facts.get('efivars_read'), facts)
         # OVMF_VARS_4M.fd: no keys enrolled, Secure Boot off.
-        self.assertEqual(0, facts.get('secureboot'), facts)
-        self.assertGreater(facts.get('acpi_tables', 0), 0, facts)
+        self.assertInstanceFirmware(result, secureboot=0)
 
     def assertEfiBootFlags(self, result):
         """Ironic asked the BMC for EFI boots, and only for those."""
@@ -75,12 +67,7 @@ class UefiDirectDeployTest(_UefiTestCase):
 
     def test_uefi_whole_disk_direct(self):
         result = self.deploy(IMAGE, 'direct')
-        self.assertDeployedActive(result)
-        self.assertIsNone(result.kexec_record)
-        self.assertNotEqual([], result.power_actions_after_handoff)
-        self.assertEqual(1, result.firmware_runs_after_handoff)
-        self.assertEqual(2, result.firmware_runs)
-        self.assertInstanceCmdlineClean(result)
+        self.assertStockPowerCycle(result)
         self.assertEfiBootFlags(result)
         # The instance came from the disk through OVMF's boot manager,
         # shim and GRUB EFI (which puts BOOT_IMAGE on the command line).
